@@ -1,0 +1,39 @@
+"""The app factory: `create_app(config)` returns one independent TAXII 2.1 node.
+
+No module-level app, storage or user table exists, so several nodes can run in one process
+(the federation demo and the tests do exactly that).
+"""
+
+from flask import Flask, g, request
+
+from server.auth import Authenticator
+from server.config import NodeConfig
+from server.errors import TaxiiError, install_error_handlers
+from server.media import accepts_taxii
+from server.node import Node, attach_node, current_node
+from server.resources import BLUEPRINTS
+from server.storage import open_storage
+from server.storage.base import Storage
+
+
+def _authenticate_and_negotiate() -> None:
+    g.user = current_node().authenticator.authenticate(request.headers.get("Authorization"))
+    if not accepts_taxii(request.headers.get("Accept")):
+        raise TaxiiError(
+            406,
+            "Not Acceptable",
+            f"this node answers in 'application/taxii+json;version=2.1'; the Accept header "
+            f"{request.headers.get('Accept')!r} does not allow it",
+        )
+
+
+def create_app(config: NodeConfig, storage: Storage | None = None) -> Flask:
+    """Build a node. `storage` defaults to the backend the config names."""
+    app = Flask(f"taxii-node-{config.name}")
+    app.json.sort_keys = False
+    attach_node(app, Node(config, storage or open_storage(config.storage_url), Authenticator(config.users)))
+    install_error_handlers(app)
+    app.before_request(_authenticate_and_negotiate)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app

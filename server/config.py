@@ -1,0 +1,335 @@
+"""Node configuration: one YAML file per node plus the collection catalogue it names.
+
+Everything is validated at start; a `ConfigError` names the file, the key and what to change.
+Relative paths in a config file are relative to that file's folder.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCESS_LEVELS = {"read": (True, False), "write": (False, True), "read-write": (True, True)}
+_API_ROOT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, with the file, the key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    id: str
+    title: str
+    alias: str | None = None
+    description: str = ""
+    allow_custom: bool = True
+
+
+@dataclass(frozen=True)
+class ApiRootConfig:
+    path: str
+    title: str
+    description: str = ""
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    collections: tuple[CollectionConfig, ...] = ()
+
+    def find_collection(self, id_or_alias: str) -> CollectionConfig | None:
+        for collection in self.collections:
+            if id_or_alias in (collection.id, collection.alias):
+                return collection
+        return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Access of one user to collections of one API root; `collection` is an id or '*'."""
+
+    api_root: str
+    collection: str
+    can_read: bool
+    can_write: bool
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    name: str
+    password_hash: str
+    grants: tuple[Grant, ...] = ()
+    # 'federation': the account of a mirror, allowed to state where an object came from.
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    title: str
+    storage_url: str
+    api_roots: tuple[ApiRootConfig, ...]
+    users: dict[str, UserConfig] = field(default_factory=dict)
+    description: str = ""
+    contact: str = ""
+    host: str = "127.0.0.1"
+    port: int = 6100
+    tls: TlsConfig | None = None
+    default_api_root: str | None = None
+    max_page_size: int = 1000
+    status_retention_hours: int = 168
+    threads: int = 16
+    source: Path | None = None
+
+    def find_api_root(self, path: str) -> ApiRootConfig | None:
+        for api_root in self.api_roots:
+            if api_root.path == path:
+                return api_root
+        return None
+
+
+class _Section:
+    """A mapping read from one file, that knows its key path for error messages."""
+
+    def __init__(self, data: Any, source: Path, key: str):
+        self.source, self.key = source, key
+        if not isinstance(data, dict):
+            self.fail(f"must be a mapping, got {type(data).__name__}")
+        self.data = data
+
+    def fail(self, problem: str, key: str | None = None):
+        where = ".".join(k for k in (self.key, key) if k) or "(top level)"
+        raise ConfigError(f"{self.source}: {where}: {problem}")
+
+    def child(self, key: str) -> "_Section":
+        return _Section(self.data.get(key), self.source, self._join(key))
+
+    def _join(self, key: str) -> str:
+        return f"{self.key}.{key}" if self.key else key
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., required: bool = False) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if required or default is ...:
+                self.fail("is required", key)
+            return default
+        value = self.data[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.fail(f"must be {expected}, got {value!r}", key)
+        return value
+
+    def positive_int(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            self.fail(f"must be a positive whole number, got {value}", key)
+        return value
+
+    def check_known(self, known: set[str]) -> None:
+        for key in self.data:
+            if key not in known:
+                self.fail(f"unknown key; the known keys are {', '.join(sorted(known))}", str(key))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the file: {error.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def _collection(section: _Section) -> CollectionConfig:
+    section.check_known({"id", "title", "alias", "description", "allow_custom"})
+    collection_id = section.get("id", str, required=True)
+    try:
+        uuid.UUID(collection_id)
+    except ValueError:
+        section.fail(
+            f"must be a UUID (TAXII 2.1 §5.2 identifies collections by UUID), got {collection_id!r}", "id"
+        )
+    return CollectionConfig(
+        id=collection_id,
+        title=section.get("title", str, required=True),
+        alias=section.get("alias", str, None),
+        description=section.get("description", str, ""),
+        allow_custom=section.get("allow_custom", bool, True),
+    )
+
+
+def _api_root(path: str, section: _Section) -> ApiRootConfig:
+    section.check_known({"title", "description", "max_content_length", "collections"})
+    if not _API_ROOT_PATH.match(path):
+        section.fail("an API root name is one URL segment of letters, digits, '.', '_' or '-'")
+    raw_collections = section.get("collections", list, [])
+    collections = tuple(
+        _collection(_Section(item, section.source, f"{section.key}.collections[{index}]"))
+        for index, item in enumerate(raw_collections)
+    )
+    seen: set[str] = set()
+    for collection in collections:
+        for name in filter(None, (collection.id, collection.alias)):
+            if name in seen:
+                section.fail(f"collection id or alias {name!r} is used twice", "collections")
+            seen.add(name)
+    return ApiRootConfig(
+        path=path,
+        title=section.get("title", str, required=True),
+        description=section.get("description", str, ""),
+        max_content_length=section.positive_int("max_content_length", DEFAULT_MAX_CONTENT_LENGTH),
+        collections=collections,
+    )
+
+
+def load_catalogue(path: Path) -> tuple[tuple[ApiRootConfig, ...], str | None]:
+    """Read a collection catalogue: the API roots of a node and their collections."""
+    top = _Section(_read_yaml(path), path, "")
+    top.check_known({"api_roots", "default_api_root"})
+    roots_section = top.child("api_roots")
+    api_roots = tuple(_api_root(str(name), roots_section.child(str(name))) for name in roots_section.data)
+    if not api_roots:
+        top.fail("a catalogue needs at least one API root", "api_roots")
+    default = top.get("default_api_root", str, None)
+    if default is not None and default not in {root.path for root in api_roots}:
+        top.fail(f"names {default!r}, which is not one of the API roots", "default_api_root")
+    return api_roots, default
+
+
+def _grants(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> tuple[Grant, ...]:
+    grants = []
+    for index, item in enumerate(section.data.get("grants") or []):
+        grant = _Section(item, section.source, f"{section.key}.grants[{index}]")
+        grant.check_known({"api_root", "collections", "access"})
+        root_path = grant.get("api_root", str, required=True)
+        api_root = next((root for root in api_roots if root.path == root_path), None)
+        if api_root is None:
+            grant.fail(f"no API root {root_path!r} in the catalogue", "api_root")
+        access = grant.get("access", str, required=True)
+        if access not in ACCESS_LEVELS:
+            grant.fail(f"must be one of {', '.join(ACCESS_LEVELS)}, got {access!r}", "access")
+        can_read, can_write = ACCESS_LEVELS[access]
+        names = grant.get("collections", (str, list), required=True)
+        for name in [names] if isinstance(names, str) else names:
+            if name == "*":
+                grants.append(Grant(root_path, "*", can_read, can_write))
+                continue
+            collection = api_root.find_collection(str(name))
+            if collection is None:
+                grant.fail(
+                    f"API root {root_path!r} has no collection with id or alias {name!r}", "collections"
+                )
+            grants.append(Grant(root_path, collection.id, can_read, can_write))
+    return tuple(grants)
+
+
+def _users(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> dict[str, UserConfig]:
+    users = {}
+    for name in section.data:
+        user = section.child(str(name))
+        user.check_known({"password_hash", "grants", "roles"})
+        if not _USER_NAME.match(str(name)):
+            user.fail("a user name is letters, digits, '.', '_', '@' or '-'")
+        password_hash = user.get("password_hash", str, required=True)
+        if not password_hash.startswith("scrypt$"):
+            user.fail(
+                "must be a hash made by `taxii-fed users hash` (passwords are never stored in clear)",
+                "password_hash",
+            )
+        roles = user.get("roles", list, [])
+        unknown_roles = set(roles) - {"federation"}
+        if unknown_roles:
+            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the only role is 'federation'", "roles")
+        users[str(name)] = UserConfig(str(name), password_hash, _grants(user, api_roots), frozenset(roles))
+    return users
+
+
+def _resolve(base: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _storage_url(base: Path, text: str, section: _Section) -> str:
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme not in {"sqlite", "mongodb", "mongodb+srv"}:
+        section.fail(f"must be 'sqlite:PATH' or a 'mongodb://' URL, got {text!r}", "storage")
+    if scheme == "sqlite":
+        return f"sqlite:{_resolve(base, rest)}"
+    return text
+
+
+def _retention_hours(top: _Section) -> int:
+    hours = top.positive_int("status_retention_hours", 168)
+    if hours < 24:
+        top.fail(
+            f"must be at least 24: clients may look up a status for a day, got {hours}",
+            "status_retention_hours",
+        )
+    return hours
+
+
+def load_node_config(path: str | Path) -> NodeConfig:
+    """Read and validate one node's config file (and the catalogue it names)."""
+    path = Path(path)
+    base = path.resolve().parent
+    top = _Section(_read_yaml(path), path, "")
+    top.check_known(
+        {
+            "node",
+            "listen",
+            "tls",
+            "storage",
+            "catalogue",
+            "users",
+            "max_page_size",
+            "status_retention_hours",
+            "threads",
+        }
+    )
+    node = top.child("node")
+    node.check_known({"name", "title", "description", "contact"})
+    listen = _Section(top.data.get("listen") or {}, path, "listen")
+    listen.check_known({"host", "port"})
+    port = listen.get("port", int, 6100)
+    if not 0 <= port <= 65535:
+        listen.fail(f"must be a TCP port (0-65535; 0 picks a free one), got {port}", "port")
+    tls = None
+    if top.data.get("tls"):
+        tls_section = top.child("tls")
+        tls_section.check_known({"cert", "key"})
+        tls = TlsConfig(
+            _resolve(base, tls_section.get("cert", str, required=True)),
+            _resolve(base, tls_section.get("key", str, required=True)),
+        )
+        for key, file in (("cert", tls.cert), ("key", tls.key)):
+            if not file.is_file():
+                tls_section.fail(f"file {file} does not exist", key)
+    catalogue_path = _resolve(base, top.get("catalogue", str, required=True))
+    api_roots, default_api_root = load_catalogue(catalogue_path)
+    users = _users(_Section(top.data.get("users") or {}, path, "users"), api_roots)
+    return NodeConfig(
+        name=node.get("name", str, required=True),
+        title=node.get("title", str, required=True),
+        description=node.get("description", str, ""),
+        contact=node.get("contact", str, ""),
+        host=listen.get("host", str, "127.0.0.1"),
+        port=port,
+        tls=tls,
+        storage_url=_storage_url(base, top.get("storage", str, required=True), top),
+        api_roots=api_roots,
+        default_api_root=default_api_root,
+        users=users,
+        max_page_size=top.positive_int("max_page_size", 1000),
+        status_retention_hours=_retention_hours(top),
+        threads=top.positive_int("threads", 16),
+        source=path,
+    )

@@ -1,0 +1,13 @@
+"""One module per TAXII 2.1 resource (§4 and §5); each exposes a Flask blueprint."""
+
+from server.resources import api_root, collections, discovery, manifest, objects, status, versions
+
+BLUEPRINTS = (
+    discovery.blueprint,
+    api_root.blueprint,
+    status.blueprint,
+    collections.blueprint,
+    objects.blueprint,
+    manifest.blueprint,
+    versions.blueprint,
+)

@@ -1,0 +1,31 @@
+"""The manifest of a collection, GET /{api-root}/collections/{id}/manifest/ (TAXII 2.1 §5.6)."""
+
+from flask import Blueprint
+
+from server.filters import MATCH_FIELDS
+from server.media import STIX_MEDIA_TYPE
+from server.node import find_collection, taxii_response
+from server.resources.paging import date_added_headers, page_fields, read_page
+from server.timestamps import format_micros
+
+blueprint = Blueprint("manifest", __name__)
+
+_PARAMETERS = {"added_after", "limit", "next", *(f"match[{name}]" for name in MATCH_FIELDS)}
+
+
+@blueprint.get("/<api_root>/collections/<collection_id>/manifest/")
+def get_manifest(api_root: str, collection_id: str):
+    find_collection(api_root, collection_id, need="read")
+    query, page = read_page(_PARAMETERS, collection_id, "manifest")
+    body = page_fields(query, page, "manifest")
+    if page.items:
+        body["objects"] = [
+            {
+                "id": item.id,
+                "date_added": format_micros(item.date_added),
+                "version": format_micros(item.version),
+                "media_type": STIX_MEDIA_TYPE,
+            }
+            for item in page.items
+        ]
+    return taxii_response(body, headers=date_added_headers(page))

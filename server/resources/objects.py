@@ -1,0 +1,70 @@
+"""Objects (TAXII 2.1 §5.3-§5.7): list and add objects; get and delete one object."""
+
+import json
+
+from flask import Blueprint, Response, request
+
+from server.errors import TaxiiError
+from server.filters import MATCH_FIELDS, parse_query
+from server.ingest import ingest_envelope
+from server.node import current_node, find_collection, taxii_response
+from server.resources.paging import date_added_headers, page_fields, read_page
+from server.resources.status import status_body
+from server.storage.base import VERSION_ALL, ObjectQuery, Page
+
+blueprint = Blueprint("objects", __name__)
+
+_LIST_PARAMETERS = {"added_after", "limit", "next", *(f"match[{name}]" for name in MATCH_FIELDS)}
+_ONE_PARAMETERS = {"added_after", "limit", "next", "match[version]", "match[spec_version]"}
+_DELETE_PARAMETERS = {"match[version]", "match[spec_version]"}
+
+
+def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
+    # Stored bodies are already JSON text: joining them avoids decoding and re-encoding every object.
+    text = json.dumps(page_fields(query, page, scope))
+    if page.items:
+        text = text[:-1] + ',"objects":[' + ",".join(item.body for item in page.items) + "]}"
+    return taxii_response(text, headers=date_added_headers(page))
+
+
+@blueprint.get("/<api_root>/collections/<collection_id>/objects/")
+def get_objects(api_root: str, collection_id: str):
+    find_collection(api_root, collection_id, need="read")
+    query, page = read_page(_LIST_PARAMETERS, collection_id, "objects")
+    return envelope_response(query, page, "objects")
+
+
+@blueprint.post("/<api_root>/collections/<collection_id>/objects/")
+def add_objects(api_root: str, collection_id: str):
+    context = find_collection(api_root, collection_id, need="write")
+    return taxii_response(status_body(ingest_envelope(context)), status=202)
+
+
+def _require_object(collection_id: str, object_id: str) -> None:
+    probe = ObjectQuery(collection_id=collection_id, limit=1, ids=(object_id,), versions=(VERSION_ALL,))
+    if not current_node().storage.query(probe).items:
+        raise TaxiiError(404, "Not Found", f"no object '{object_id}' in collection '{collection_id}'")
+
+
+@blueprint.get("/<api_root>/collections/<collection_id>/objects/<object_id>/")
+def get_object(api_root: str, collection_id: str, object_id: str):
+    find_collection(api_root, collection_id, need="read")
+    scope = f"object:{object_id}"
+    query, page = read_page(_ONE_PARAMETERS, collection_id, scope, object_id)
+    if not page.items and query.after is None:
+        _require_object(collection_id, object_id)
+    return envelope_response(query, page, scope)
+
+
+@blueprint.delete("/<api_root>/collections/<collection_id>/objects/<object_id>/")
+def delete_object(api_root: str, collection_id: str, object_id: str):
+    find_collection(api_root, collection_id, need="write")
+    args = request.args.to_dict(flat=False)
+    query = parse_query(args, _DELETE_PARAMETERS, collection_id, 1, "delete", object_id)
+    # Without match[version] every version goes (TAXII 2.1 §5.7).
+    versions = query.versions if "match[version]" in args else (VERSION_ALL,)
+    deleted = current_node().storage.delete_object(collection_id, object_id, versions, query.spec_versions)
+    if not deleted:
+        _require_object(collection_id, object_id)
+        raise TaxiiError(404, "Not Found", f"no version of '{object_id}' matches the given filters")
+    return taxii_response("", status=200)

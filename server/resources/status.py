@@ -1,0 +1,41 @@
+"""Status resources, GET /{api-root}/status/{status-id}/ (TAXII 2.1 §4.3)."""
+
+from flask import Blueprint
+
+from server.errors import TaxiiError
+from server.node import current_node, find_api_root, find_collection, taxii_response
+from server.storage.base import StatusRecord
+from server.timestamps import format_micros
+
+blueprint = Blueprint("status", __name__)
+
+
+def status_body(record: StatusRecord) -> dict:
+    return {
+        "id": record.id,
+        "status": record.status,
+        "request_timestamp": format_micros(record.request_timestamp),
+        "total_count": record.total_count,
+        "success_count": len(record.successes),
+        "successes": record.successes,
+        "failure_count": len(record.failures),
+        "failures": record.failures,
+        "pending_count": len(record.pendings),
+        "pendings": record.pendings,
+    }
+
+
+@blueprint.get("/<api_root>/status/<status_id>/")
+def get_status(api_root: str, status_id: str):
+    find_api_root(api_root)
+    record = current_node().storage.get_status(status_id)
+    if record is None or record.api_root != api_root:
+        raise TaxiiError(
+            404,
+            "Not Found",
+            f"no status '{status_id}' in API root '{api_root}' "
+            "(status resources are kept for the node's retention period)",
+        )
+    # A status tells which objects went into a collection: only those who see the collection may read it.
+    find_collection(api_root, record.collection_id)
+    return taxii_response(status_body(record))

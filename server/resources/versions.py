@@ -1,0 +1,25 @@
+"""Versions of an object, GET .../objects/{object-id}/versions/ (TAXII 2.1 §5.8)."""
+
+from flask import Blueprint
+
+from server.errors import TaxiiError
+from server.node import find_collection, taxii_response
+from server.resources.paging import date_added_headers, page_fields, read_page
+from server.timestamps import format_micros
+
+blueprint = Blueprint("versions", __name__)
+
+_PARAMETERS = {"added_after", "limit", "next", "match[spec_version]"}
+
+
+@blueprint.get("/<api_root>/collections/<collection_id>/objects/<object_id>/versions/")
+def get_versions(api_root: str, collection_id: str, object_id: str):
+    find_collection(api_root, collection_id, need="read")
+    scope = f"versions:{object_id}"
+    query, page = read_page(_PARAMETERS, collection_id, scope, object_id)
+    if not page.items and query.after is None and query.added_after is None:
+        raise TaxiiError(404, "Not Found", f"no object '{object_id}' in collection '{collection_id}'")
+    body = page_fields(query, page, scope)
+    if page.items:
+        body["versions"] = [format_micros(item.version) for item in page.items]
+    return taxii_response(body, headers=date_added_headers(page))

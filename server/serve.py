@@ -1,0 +1,81 @@
+"""Running a node on cheroot, a production multi-threaded WSGI server with TLS (not Flask's dev server)."""
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from flask import Flask
+
+from server.app import create_app
+from server.config import NodeConfig
+from server.node import current_node
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningNode:
+    """A node listening in a background thread; `url` is its base URL with the port actually bound."""
+
+    config: NodeConfig
+    app: Flask
+    server: wsgi.Server
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.server.bind_addr[1]
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{self.config.host}:{self.port}/"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(timeout=10)
+        with self.app.app_context():
+            current_node().storage.close()
+
+
+def build_server(
+    config: NodeConfig, app: Flask, host: str | None = None, port: int | None = None
+) -> wsgi.Server:
+    server = wsgi.Server(
+        (host or config.host, config.port if port is None else port),
+        app,
+        numthreads=config.threads,
+        request_queue_size=64,
+        timeout=30,
+        server_name=f"taxii-federation/{config.name}",
+    )
+    if config.tls:
+        server.ssl_adapter = BuiltinSSLAdapter(str(config.tls.cert), str(config.tls.key))
+    return server
+
+
+def start_node(config: NodeConfig, host: str | None = None, port: int | None = None) -> RunningNode:
+    """Start a node in a background thread and return once it accepts connections."""
+    app = create_app(config)
+    server = build_server(config, app, host, port)
+    server.prepare()  # binds the socket, so the real port is known before we return
+    thread = threading.Thread(target=server.serve, name=f"taxii-node-{config.name}", daemon=True)
+    thread.start()
+    return RunningNode(config, app, server, thread)
+
+
+def serve_forever(config: NodeConfig, host: str | None = None, port: int | None = None) -> None:
+    app = create_app(config)
+    server = build_server(config, app, host, port)
+    server.prepare()
+    scheme = "https" if config.tls else "http"
+    log.info("node %s serving TAXII 2.1 at %s://%s:%s/taxii2/", config.name, scheme, *server.bind_addr[:2])
+    print(f"node {config.name}: {scheme}://{server.bind_addr[0]}:{server.bind_addr[1]}/taxii2/", flush=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

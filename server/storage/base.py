@@ -1,0 +1,122 @@
+"""The storage interface every backend implements, and the records that cross it.
+
+Methods map to TAXII resources: `add_objects` (POST objects), `query` (objects, object, manifest and
+versions GETs), `delete_object` (object DELETE), `save_status`/`get_status` (status resource).
+All timestamps are integer microseconds since the epoch (server.timestamps).
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+VERSION_ALL, VERSION_FIRST, VERSION_LAST = "all", "first", "last"
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """A validated STIX object about to be stored; `version` is None when it has no modified/created."""
+
+    id: str
+    type: str
+    spec_version: str
+    version: int | None
+    body: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a stored version came from: the node that first held it and the link that brought it."""
+
+    origin_node: str
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    id: str
+    type: str
+    spec_version: str
+    version: int
+    date_added: int
+    body: str
+    origin_node: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    id: str
+    version: int
+    stored: bool  # False: this exact version was already present, nothing was written
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """One page request. `versions` holds 'all', 'first', 'last' and/or version timestamps (TAXII §3.5)."""
+
+    collection_id: str
+    limit: int
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: tuple[str | int, ...] = (VERSION_LAST,)
+    spec_versions: tuple[str, ...] = ()
+    added_after: int | None = None
+    # The date_added of the last item of the previous page (the `next` cursor); date_added is unique
+    # within a collection, so this alone positions the keyset.
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[StoredVersion]
+    more: bool
+
+
+@dataclass
+class StatusRecord:
+    """A status resource (TAXII 2.1 §4.3.1); details are (id, version, message) triples."""
+
+    id: str
+    api_root: str
+    collection_id: str
+    request_timestamp: int
+    total_count: int
+    successes: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    pendings: list[dict] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "pending" if self.pendings else "complete"
+
+
+class Storage(ABC):
+    @abstractmethod
+    def add_objects(
+        self, collection_id: str, objects: list[NewObject], provenance: Provenance
+    ) -> list[WriteOutcome]:
+        """Store the versions not yet present in one transaction, assigning each a date_added greater than
+        every date_added the collection has ever had. Returns one outcome per distinct (id, version)."""
+
+    @abstractmethod
+    def query(self, query: ObjectQuery) -> Page:
+        """One page in date_added order, after `query.after` and `query.added_after`."""
+
+    @abstractmethod
+    def delete_object(
+        self,
+        collection_id: str,
+        object_id: str,
+        versions: tuple[str | int, ...],
+        spec_versions: tuple[str, ...],
+    ) -> int:
+        """Delete the matching versions of one object; returns how many were deleted."""
+
+    @abstractmethod
+    def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        """Keep a status resource, dropping those older than the retention period."""
+
+    @abstractmethod
+    def get_status(self, status_id: str) -> StatusRecord | None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

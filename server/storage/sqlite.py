@@ -1,0 +1,314 @@
+"""The embedded default backend: one SQLite file per node, WAL mode, keyset pages on indexes.
+
+Every page read is an index range scan that stops after `limit + 1` rows, so its cost does not grow
+with the collection. Writers serialise on SQLite's write lock (BEGIN IMMEDIATE), which is what makes
+date_added strictly increasing in commit order, even with several processes on one file.
+"""
+
+import heapq
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from server.storage.base import (
+    VERSION_ALL,
+    VERSION_FIRST,
+    VERSION_LAST,
+    NewObject,
+    ObjectQuery,
+    Page,
+    Provenance,
+    StatusRecord,
+    Storage,
+    StoredVersion,
+    WriteOutcome,
+)
+from server.timestamps import now_micros
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    collection_id TEXT NOT NULL,
+    date_added INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    spec_version TEXT NOT NULL,
+    is_first INTEGER NOT NULL,
+    is_last INTEGER NOT NULL,
+    origin_node TEXT,
+    link TEXT,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date_added ON objects (collection_id, date_added);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_version ON objects (collection_id, id, version);
+CREATE INDEX IF NOT EXISTS objects_last_by_date_added ON objects (collection_id, is_last, date_added);
+CREATE INDEX IF NOT EXISTS objects_by_type ON objects (collection_id, type, date_added);
+CREATE INDEX IF NOT EXISTS objects_last_by_type ON objects (collection_id, type, is_last, date_added);
+CREATE TABLE IF NOT EXISTS collection_clock (
+    collection_id TEXT PRIMARY KEY,
+    last_date_added INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS status (
+    id TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
+"""
+_COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link"
+_IN_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+
+def _chunks(items: list, size: int = _IN_CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class SqliteStorage(Storage):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            # autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
+            connection = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA cache_size=-65536")
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def add_objects(
+        self, collection_id: str, objects: list[NewObject], provenance: Provenance
+    ) -> list[WriteOutcome]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = self._add_in_transaction(connection, collection_id, objects, provenance)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _add_in_transaction(
+        self,
+        connection: sqlite3.Connection,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+    ) -> list[WriteOutcome]:
+        existing = self._existing_versions(connection, collection_id, sorted({obj.id for obj in objects}))
+        date_added = self._next_date_added(connection, collection_id)
+        outcomes: list[WriteOutcome] = []
+        rows = []
+        ids_to_reflag: set[str] = set()
+        for obj in objects:
+            versions = existing.setdefault(obj.id, {})
+            # An object without modified/created has a single version (TAXII 2.1 §3.4.3).
+            version = obj.version if obj.version is not None else next(iter(versions), date_added)
+            if version in versions:
+                outcomes.append(WriteOutcome(obj.id, version, stored=False))
+                continue
+            single_new_version = not versions
+            versions[version] = True
+            flag = 1 if single_new_version else 0
+            if not single_new_version:
+                ids_to_reflag.add(obj.id)
+            rows.append(
+                (
+                    collection_id,
+                    date_added,
+                    obj.id,
+                    version,
+                    obj.type,
+                    obj.spec_version,
+                    flag,
+                    flag,
+                    provenance.origin_node,
+                    provenance.link,
+                    obj.body,
+                )
+            )
+            outcomes.append(WriteOutcome(obj.id, version, stored=True))
+            date_added += 1
+        if rows:
+            connection.executemany(
+                "INSERT INTO objects (collection_id, date_added, id, version, type, spec_version, is_first,"
+                " is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            connection.execute(
+                "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?)"
+                " ON CONFLICT (collection_id) DO UPDATE SET last_date_added = excluded.last_date_added",
+                (collection_id, date_added - 1),
+            )
+        self._reflag(connection, collection_id, sorted(ids_to_reflag))
+        return outcomes
+
+    @staticmethod
+    def _existing_versions(
+        connection: sqlite3.Connection, collection_id: str, ids: list[str]
+    ) -> dict[str, dict[int, bool]]:
+        existing: dict[str, dict[int, bool]] = {}
+        for chunk in _chunks(ids):
+            for object_id, version in connection.execute(
+                f"SELECT id, version FROM objects WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
+                [collection_id, *chunk],
+            ):
+                existing.setdefault(object_id, {})[version] = True
+        return existing
+
+    @staticmethod
+    def _next_date_added(connection: sqlite3.Connection, collection_id: str) -> int:
+        row = connection.execute(
+            "SELECT last_date_added FROM collection_clock WHERE collection_id = ?", (collection_id,)
+        ).fetchone()
+        return max(now_micros(), row[0] + 1 if row else 0)
+
+    @staticmethod
+    def _reflag(connection: sqlite3.Connection, collection_id: str, ids: list[str]) -> None:
+        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        for chunk in _chunks(ids):
+            connection.execute(
+                "UPDATE objects SET"
+                " is_last = (version = (SELECT MAX(o.version) FROM objects o"
+                "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id)),"
+                " is_first = (version = (SELECT MIN(o.version) FROM objects o"
+                "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id))"
+                f" WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
+                [collection_id, *chunk],
+            )
+
+    def delete_object(
+        self,
+        collection_id: str,
+        object_id: str,
+        versions: tuple[str | int, ...],
+        spec_versions: tuple[str, ...],
+    ) -> int:
+        where, params = ["collection_id = ?", "id = ?"], [collection_id, object_id]
+        _add_version_filter(where, params, versions)
+        _add_in_filter(where, params, "spec_version", spec_versions)
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = connection.execute(f"DELETE FROM objects WHERE {' AND '.join(where)}", params).rowcount
+            self._reflag(connection, collection_id, [object_id])
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def query(self, query: ObjectQuery) -> Page:
+        connection = self._connection()
+        if len(query.types) > 1:
+            # One ordered index range per type, merged: an IN over types would make SQLite sort every
+            # matching row before returning the first page.
+            ranges = [self._select(connection, query, (object_type,)) for object_type in query.types]
+            rows = list(heapq.merge(*ranges, key=lambda row: row[4]))[: query.limit + 1]
+        else:
+            rows = self._select(connection, query, query.types)
+        items = [StoredVersion(*row) for row in rows[: query.limit]]
+        return Page(items, more=len(rows) > query.limit)
+
+    @staticmethod
+    def _select(connection: sqlite3.Connection, query: ObjectQuery, types: tuple[str, ...]) -> list[tuple]:
+        where, params = ["collection_id = ?"], [query.collection_id]
+        _add_in_filter(where, params, "id", query.ids)
+        _add_in_filter(where, params, "type", types)
+        _add_version_filter(where, params, query.versions)
+        _add_in_filter(where, params, "spec_version", query.spec_versions)
+        lower = max((bound for bound in (query.added_after, query.after) if bound is not None), default=None)
+        if lower is not None:
+            where.append("date_added > ?")
+            params.append(lower)
+        sql = (
+            f"SELECT {_COLUMNS} FROM objects WHERE {' AND '.join(where)}"
+            f" ORDER BY date_added LIMIT {int(query.limit) + 1}"
+        )
+        return connection.execute(sql, params).fetchall()
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        body = json.dumps(
+            {
+                "api_root": status.api_root,
+                "collection_id": status.collection_id,
+                "request_timestamp": status.request_timestamp,
+                "total_count": status.total_count,
+                "successes": status.successes,
+                "failures": status.failures,
+                "pendings": status.pendings,
+            }
+        )
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "INSERT OR REPLACE INTO status (id, created, body) VALUES (?, ?, ?)",
+                (status.id, status.request_timestamp, body),
+            )
+            connection.execute("DELETE FROM status WHERE created < ?", (now_micros() - retention_micros,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def get_status(self, status_id: str) -> StatusRecord | None:
+        row = self._connection().execute("SELECT body FROM status WHERE id = ?", (status_id,)).fetchone()
+        if row is None:
+            return None
+        return StatusRecord(id=status_id, **json.loads(row[0]))
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _add_in_filter(where: list[str], params: list, column: str, values: tuple) -> None:
+    if not values:
+        return
+    if len(values) == 1:
+        where.append(f"{column} = ?")
+    else:
+        where.append(f"{column} IN ({_marks(len(values))})")
+    params.extend(values)
+
+
+def _add_version_filter(where: list[str], params: list, versions: tuple[str | int, ...]) -> None:
+    if not versions or VERSION_ALL in versions:
+        return
+    alternatives = []
+    if VERSION_LAST in versions:
+        alternatives.append("is_last = 1")
+    if VERSION_FIRST in versions:
+        alternatives.append("is_first = 1")
+    timestamps = [value for value in versions if isinstance(value, int)]
+    if timestamps:
+        alternatives.append(f"version IN ({_marks(len(timestamps))})")
+        params.extend(timestamps)
+    where.append("(" + " OR ".join(alternatives) + ")")

@@ -1,0 +1,165 @@
+"""Real nodes on 127.0.0.1 with ephemeral ports and SQLite files on disk, driven by real clients."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from server.auth import hash_password
+from server.config import load_node_config
+from server.serve import RunningNode, start_node
+
+DATA = Path(__file__).parent / "data"
+TAXII = "application/taxii+json;version=2.1"
+HEADERS = {"Accept": TAXII, "Content-Type": TAXII}
+
+COLLECTION_ID = "9a0f6b1e-5a54-4c3e-8a52-4f6f0e4d2a01"  # alliance-indicators, read-write for 'cert'
+STRICT_ID = "9a0f6b1e-5a54-4c3e-8a52-4f6f0e4d2a02"  # no custom content allowed
+SECRET_ID = "9a0f6b1e-5a54-4c3e-8a52-4f6f0e4d2a03"  # in the 'national' API root
+PASSWORDS = {
+    "cert": "cert-pass",
+    "soc": "soc-pass",
+    "writer": "writer-pass",
+    "nogrant": "nogrant-pass",
+    "mirror": "mirror-pass",
+}
+
+
+@cache
+def _password_hash(password: str) -> str:
+    return hash_password(password)
+
+
+def load_bundle(relative: str) -> list[dict]:
+    return json.loads((DATA / relative).read_text(encoding="utf-8"))["objects"]
+
+
+def write_node_files(
+    folder: Path, name: str = "test", max_content_length: int = 10 * 1024 * 1024, max_page_size: int = 1000
+) -> Path:
+    catalogue = {
+        "default_api_root": "alliance",
+        "api_roots": {
+            "alliance": {
+                "title": "Alliance",
+                "max_content_length": max_content_length,
+                "collections": [
+                    {"id": COLLECTION_ID, "alias": "alliance-indicators", "title": "Alliance indicators"},
+                    {"id": STRICT_ID, "alias": "strict", "title": "Strict STIX only", "allow_custom": False},
+                ],
+            },
+            "national": {
+                "title": "National",
+                "max_content_length": max_content_length,
+                "collections": [
+                    {"id": SECRET_ID, "alias": "national-incidents", "title": "National incidents"}
+                ],
+            },
+        },
+    }
+
+    def user(password: str, grants: list[dict], roles: list[str] | None = None) -> dict:
+        entry = {"password_hash": _password_hash(password), "grants": grants}
+        if roles:
+            entry["roles"] = roles
+        return entry
+
+    config = {
+        "node": {"name": name, "title": f"Test node {name}"},
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "storage": f"sqlite:{folder / 'node.db'}",
+        "catalogue": "catalogue.yaml",
+        "max_page_size": max_page_size,
+        "threads": 12,
+        "users": {
+            "cert": user(
+                PASSWORDS["cert"],
+                [
+                    {"api_root": "alliance", "collections": "*", "access": "read-write"},
+                    {"api_root": "national", "collections": "*", "access": "read-write"},
+                ],
+            ),
+            "soc": user(PASSWORDS["soc"], [{"api_root": "alliance", "collections": "*", "access": "read"}]),
+            "writer": user(
+                PASSWORDS["writer"],
+                [{"api_root": "alliance", "collections": ["alliance-indicators"], "access": "write"}],
+            ),
+            "nogrant": user(PASSWORDS["nogrant"], []),
+            "mirror": user(
+                PASSWORDS["mirror"],
+                [{"api_root": "alliance", "collections": ["alliance-indicators"], "access": "read-write"}],
+                roles=["federation"],
+            ),
+        },
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
+    path = folder / "node.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass
+class NodeHandle:
+    """A running test node with URL helpers and an authenticated requests session per user."""
+
+    running: RunningNode
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    def collection_url(self, collection_id: str = COLLECTION_ID, api_root: str = "alliance") -> str:
+        return f"{self.url}{api_root}/collections/{collection_id}/"
+
+    def objects_url(self, collection_id: str = COLLECTION_ID) -> str:
+        return self.collection_url(collection_id) + "objects/"
+
+    def session(self, user: str = "cert") -> requests.Session:
+        session = requests.Session()
+        session.auth = (user, PASSWORDS[user])
+        session.headers.update({"Accept": TAXII})
+        return session
+
+    def post(self, objects: list[dict], collection_id: str = COLLECTION_ID, user: str = "cert") -> dict:
+        response = self.session(user).post(
+            self.objects_url(collection_id),
+            data=json.dumps({"objects": objects}),
+            headers={"Content-Type": TAXII},
+        )
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def restart(self) -> None:
+        self.running.stop()
+        self.running = start_node(load_node_config(self.config_path))
+
+    def stop(self) -> None:
+        self.running.stop()
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path) -> Iterator:
+    started: list[NodeHandle] = []
+
+    def start(name: str = "test", **options) -> NodeHandle:
+        config_path = write_node_files(tmp_path / f"{name}-{uuid.uuid4().hex[:6]}", name, **options)
+        handle = NodeHandle(start_node(load_node_config(config_path)), config_path)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture
+def node(node_factory) -> NodeHandle:
+    return node_factory()

@@ -1,0 +1,134 @@
+"""`taxii-fed serve` as a real process on the production server, with and without TLS; `users hash`."""
+
+import datetime
+import ipaddress
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from taxii2client.v21 import Server
+
+from server.auth import verify_password
+from tests.conftest import PASSWORDS, write_node_files
+
+CLI = [sys.executable, "-m", "server.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "node.crt", folder / "node.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def _wait_until_listening(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the node did not start listening within 30 s")
+
+
+@pytest.fixture
+def serve(tmp_path):
+    processes = []
+
+    def start(config_path: Path) -> int:
+        port = _free_port()
+        process = subprocess.Popen(
+            [*CLI, "serve", "--config", str(config_path), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        processes.append(process)
+        _wait_until_listening(port, process)
+        return port
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_serve_runs_a_node_that_taxii2_client_can_use(tmp_path, serve):
+    port = serve(write_node_files(tmp_path))
+    response = requests.get(f"http://127.0.0.1:{port}/taxii2/", auth=("soc", PASSWORDS["soc"]), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Server"] == "taxii-federation/test"  # cheroot, not the Werkzeug dev server
+
+
+def test_serve_with_tls_from_the_config(tmp_path, serve, monkeypatch):
+    # requests lets these variables override a Session's own `verify` (psf/requests#3829).
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    config_path = write_node_files(tmp_path)
+    cert, key = _self_signed(tmp_path)
+    data = yaml.safe_load(config_path.read_text())
+    data["tls"] = {"cert": str(cert), "key": key.name}  # relative paths are relative to the config file
+    config_path.write_text(yaml.safe_dump(data))
+    port = serve(config_path)
+    server = Server(
+        f"https://127.0.0.1:{port}/taxii2/", user="soc", password=PASSWORDS["soc"], verify=str(cert)
+    )
+    assert [root.title for root in server.api_roots] == ["Alliance"]
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{port}/taxii2/", timeout=10)  # an unknown CA is refused
+
+
+def test_serve_with_a_broken_config_exits_with_the_problem(tmp_path):
+    config_path = write_node_files(tmp_path)
+    config_path.write_text(config_path.read_text().replace("storage:", "storagee:"))
+    result = subprocess.run([*CLI, "serve", "--config", str(config_path)], capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert b"storagee: unknown key" in result.stderr
+
+
+def test_users_hash_prints_a_hash_that_verifies():
+    result = subprocess.run(
+        [*CLI, "users", "hash", "--password-stdin"], input=b"s3cret-pass\n", capture_output=True, timeout=60
+    )
+    assert result.returncode == 0
+    password_hash = result.stdout.decode().strip()
+    assert password_hash.startswith("scrypt$")
+    assert verify_password("s3cret-pass", password_hash)
+    assert not verify_password("other", password_hash)
