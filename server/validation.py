@@ -11,8 +11,11 @@ from dataclasses import dataclass
 import stix2
 import stix2.exceptions
 
+from server import stix_patterns
 from server.storage.base import NewObject
 from server.timestamps import TimestampError, parse_micros
+
+stix_patterns.install()
 
 _STIX_ID = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--[0-9a-fA-F-]{36}$")
 

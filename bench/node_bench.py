@@ -1,0 +1,265 @@
+"""Our node alone: ingest rate and page-read latency at two collection sizes.
+
+    python -m bench.node_bench [--small 1000] [--large 100000] [--requests 60]
+
+Starts `taxii-fed serve` as a separate process (so client and server do not share a GIL), fills one
+collection per size over HTTP in envelopes of 1,000 objects, then times the read workloads. Prints
+medians and p95, the large/small ratio, and writes the figures to docs/benchmarks.md.
+"""
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+import yaml
+
+from bench.stix_data import REPO, objects
+from server.auth import hash_password
+
+TAXII = "application/taxii+json;version=2.1"
+USER, PASSWORD = "bench", "bench-password"
+SECTION_START, SECTION_END = "<!-- node_bench:start -->", "<!-- node_bench:end -->"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _write_config(folder: Path, collection_ids: list[str]) -> Path:
+    catalogue = {
+        "api_roots": {
+            "bench": {
+                "title": "Benchmark",
+                "max_content_length": 64 * 1024 * 1024,
+                "collections": [{"id": cid, "title": f"bench {cid[:8]}"} for cid in collection_ids],
+            }
+        }
+    }
+    (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
+    config = {
+        "node": {"name": "bench", "title": "Benchmark node"},
+        "storage": f"sqlite:{folder / 'node.db'}",
+        "catalogue": "catalogue.yaml",
+        "max_page_size": 1000,
+        "users": {
+            USER: {
+                "password_hash": hash_password(PASSWORD),
+                "grants": [{"api_root": "bench", "collections": "*", "access": "read-write"}],
+            }
+        },
+    }
+    path = folder / "node.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class NodeProcess:
+    def __init__(self, config_path: Path):
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}/"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the node did not start")
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def ingest(session: requests.Session, objects_url: str, count: int, seed: str, envelope_size: int) -> float:
+    """Objects per second, validated and durable (each envelope's status is complete before the next)."""
+    batch, stored, elapsed = [], 0, 0.0
+
+    def send(batch: list[dict]) -> int:
+        body = json.dumps({"objects": batch})
+        started = time.perf_counter()
+        response = session.post(objects_url, data=body, headers={"Content-Type": TAXII})
+        nonlocal elapsed
+        elapsed += time.perf_counter() - started
+        status = response.json()
+        assert response.status_code == 202 and status["failure_count"] == 0, response.text[:500]
+        return status["success_count"]
+
+    for obj in objects(count, seed):
+        batch.append(obj)
+        if len(batch) == envelope_size:
+            stored += send(batch)
+            batch = []
+    if batch:
+        stored += send(batch)
+    assert stored == count
+    return count / elapsed
+
+
+def _time(session: requests.Session, url: str, params: dict, repeats: int) -> list[float]:
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = session.get(url, params=params)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text[:300]
+    return timings
+
+
+def read_workloads(session: requests.Session, collection_url: str, repeats: int) -> dict[str, list[float]]:
+    objects_url = collection_url + "objects/"
+    deep_next, last_header, some_id, params = None, None, None, {"limit": 1000}
+    for _ in range(10_000):  # walk to the end once, remembering a cursor ~90% deep
+        response = session.get(objects_url, params=params).json()
+        some_id = some_id or response["objects"][len(response["objects"]) // 2]["id"]
+        if not response["more"]:
+            break
+        params = {"limit": 1000, "next": response["next"]}
+        deep_next = response["next"]
+    last_header = session.get(
+        objects_url, params={"limit": 1000, **({"next": deep_next} if deep_next else {})}
+    ).headers["X-TAXII-Date-Added-First"]
+    return {
+        "first page (limit=100)": _time(session, objects_url, {"limit": 100}, repeats),
+        "deep page by next (limit=100)": _time(
+            session, objects_url, {"limit": 100, **({"next": deep_next} if deep_next else {})}, repeats
+        ),
+        "added_after near the end": _time(
+            session, objects_url, {"limit": 100, "added_after": last_header}, repeats
+        ),
+        "match[type]=indicator (limit=100)": _time(
+            session, objects_url, {"limit": 100, "match[type]": "indicator"}, repeats
+        ),
+        "match[id]": _time(session, objects_url, {"match[id]": some_id}, repeats),
+        "manifest (limit=100)": _time(session, collection_url + "manifest/", {"limit": 100}, repeats),
+    }
+
+
+def _median_p95(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--envelope", type=int, default=1000)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    options = parser.parse_args()
+    sizes = [options.small, options.large]
+    collection_ids = [f"00000000-0000-4000-8000-{size:012d}" for size in sizes]
+    with tempfile.TemporaryDirectory() as folder:
+        node = NodeProcess(_write_config(Path(folder), collection_ids))
+        try:
+            session = requests.Session()
+            session.auth = (USER, PASSWORD)
+            session.headers["Accept"] = TAXII
+            results, ingest_rates = {}, {}
+            for size, cid in zip(sizes, collection_ids, strict=True):
+                collection_url = f"{node.url}bench/collections/{cid}/"
+                ingest_rates[size] = ingest(
+                    session, collection_url + "objects/", size, f"s{size}", options.envelope
+                )
+                print(f"ingest {size:>9,} objects: {ingest_rates[size]:8,.0f} objects/s", flush=True)
+                results[size] = read_workloads(session, collection_url, options.requests)
+            rss = node.peak_rss_mib()
+        finally:
+            node.stop()
+    report = _report(sizes, results, ingest_rates, rss, options)
+    print(report)
+    if not options.no_write:
+        _write_docs(report)
+
+
+def _report(sizes, results, ingest_rates, rss, options) -> str:
+    small, large = sizes
+    lines = [
+        f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
+        f" --envelope {options.envelope}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {_cores()} cores, {_memory_gib():.0f} GiB; "
+        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; node on SQLite, served by `taxii-fed serve` (cheroot).",
+        "",
+        f"| read workload | median at {small:,} (ms) | p95 at {small:,} | median at {large:,} (ms) "
+        f"| p95 at {large:,} | median ratio {large:,}/{small:,} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for workload in results[small]:
+        small_median, small_p95 = _median_p95(results[small][workload])
+        large_median, large_p95 = _median_p95(results[large][workload])
+        lines.append(
+            f"| {workload} | {small_median:.2f} | {small_p95:.2f} | {large_median:.2f} | {large_p95:.2f}"
+            f" | {large_median / small_median:.2f} |"
+        )
+    lines += [
+        "",
+        f"Ingest (envelopes of {options.envelope:,}, STIX 2.1 validation, durable commit): "
+        + ", ".join(f"{rate:,.0f} objects/s into {size:,}" for size, rate in ingest_rates.items())
+        + f". Peak RSS of the node: {rss:.0f} MiB.",
+    ]
+    return "\n".join(lines)
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def _write_docs(report: str) -> None:
+    path = REPO / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    title = "## Our node alone: ingest and page reads by collection size"
+    section = f"{SECTION_START}\n{title}\n\n{report}\n{SECTION_END}"
+    if SECTION_START in text:
+        head, rest = text.split(SECTION_START, 1)
+        text = head + section + rest.split(SECTION_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
