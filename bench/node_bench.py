@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,28 +103,35 @@ class NodeProcess:
         self.process.wait(timeout=30)
 
 
-def ingest(session: requests.Session, objects_url: str, count: int, seed: str, envelope_size: int) -> float:
-    """Objects per second, validated and durable (each envelope's status is complete before the next)."""
-    batch, stored, elapsed = [], 0, 0.0
+def ingest(
+    session: requests.Session,
+    objects_url: str,
+    count: int,
+    seed: str,
+    envelope_size: int,
+    publishers: int = 1,
+) -> float:
+    """Objects per second, validated and durable: every envelope's status is complete when its POST returns.
+    Envelopes are serialised before the clock starts, so the figure is the node's, not the client's."""
+    stream = list(objects(count, seed))
+    bodies = [json.dumps({"objects": stream[i : i + envelope_size]}) for i in range(0, count, envelope_size)]
+    stored = []
 
-    def send(batch: list[dict]) -> int:
-        body = json.dumps({"objects": batch})
-        started = time.perf_counter()
-        response = session.post(objects_url, data=body, headers={"Content-Type": TAXII})
-        nonlocal elapsed
-        elapsed += time.perf_counter() - started
-        status = response.json()
-        assert response.status_code == 202 and status["failure_count"] == 0, response.text[:500]
-        return status["success_count"]
+    def publish(share: list[str]) -> None:
+        for body in share:
+            response = session.post(objects_url, data=body, headers={"Content-Type": TAXII})
+            status = response.json()
+            assert response.status_code == 202 and status["failure_count"] == 0, response.text[:500]
+            stored.append(status["success_count"])
 
-    for obj in objects(count, seed):
-        batch.append(obj)
-        if len(batch) == envelope_size:
-            stored += send(batch)
-            batch = []
-    if batch:
-        stored += send(batch)
-    assert stored == count
+    threads = [threading.Thread(target=publish, args=(bodies[p::publishers],)) for p in range(publishers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    assert sum(stored) == count
     return count / elapsed
 
 
@@ -158,8 +166,8 @@ def read_workloads(session: requests.Session, collection_url: str, repeats: int)
         "added_after near the end": _time(
             session, objects_url, {"limit": 100, "added_after": last_header}, repeats
         ),
-        "match[type]=indicator (limit=100)": _time(
-            session, objects_url, {"limit": 100, "match[type]": "indicator"}, repeats
+        "match[type]=relationship (limit=100)": _time(
+            session, objects_url, {"limit": 100, "match[type]": "relationship"}, repeats
         ),
         "match[id]": _time(session, objects_url, {"match[id]": some_id}, repeats),
         "manifest (limit=100)": _time(session, collection_url + "manifest/", {"limit": 100}, repeats),
@@ -197,16 +205,21 @@ def main() -> None:
                 )
                 print(f"ingest {size:>9,} objects: {ingest_rates[size]:8,.0f} objects/s", flush=True)
                 results[size] = read_workloads(session, collection_url, options.requests)
+            concurrent_url = f"{node.url}bench/collections/{collection_ids[-1]}/objects/"
+            concurrent_rate = ingest(
+                session, concurrent_url, 20_000, "concurrent", options.envelope, publishers=2
+            )
+            print(f"ingest 20,000 objects from 2 publishers: {concurrent_rate:,.0f} objects/s", flush=True)
             rss = node.peak_rss_mib()
         finally:
             node.stop()
-    report = _report(sizes, results, ingest_rates, rss, options)
+    report = _report(sizes, results, ingest_rates, concurrent_rate, rss, options)
     print(report)
     if not options.no_write:
         _write_docs(report)
 
 
-def _report(sizes, results, ingest_rates, rss, options) -> str:
+def _report(sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
     small, large = sizes
     lines = [
         f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
@@ -225,11 +238,16 @@ def _report(sizes, results, ingest_rates, rss, options) -> str:
             f"| {workload} | {small_median:.2f} | {small_p95:.2f} | {large_median:.2f} | {large_p95:.2f}"
             f" | {large_median / small_median:.2f} |"
         )
+    small_rate, large_rate = ingest_rates[small], ingest_rates[large]
     lines += [
         "",
-        f"Ingest (envelopes of {options.envelope:,}, STIX 2.1 validation, durable commit): "
-        + ", ".join(f"{rate:,.0f} objects/s into {size:,}" for size, rate in ingest_rates.items())
-        + f". Peak RSS of the node: {rss:.0f} MiB.",
+        f"Ingest, envelopes of {options.envelope:,}, STIX 2.1 validation, durable commit,"
+        " status complete on return:"
+        f" {large_rate:,.0f} objects/s from one publisher filling the {large:,} collection"
+        f" ({small_rate:,.0f} objects/s for the first {small:,}, which includes starting the validation"
+        " workers);"
+        f" {concurrent_rate:,.0f} objects/s for 20,000 more from two concurrent publishers."
+        f" Peak RSS of the node: {rss:.0f} MiB.",
     ]
     return "\n".join(lines)
 

@@ -42,8 +42,13 @@ def attack_objects() -> list[dict]:
 
 
 def objects(count: int, seed: str = "bench") -> Iterator[dict]:
-    """`count` objects: the ATT&CK ICS release first (as much of it as fits), then indicators."""
-    real = attack_objects()[:count]
-    yield from real
-    for n in range(count - len(real)):
-        yield indicator(n, seed)
+    """`count` objects: ATT&CK ICS objects alternating with generated indicators while the release lasts,
+    then indicators; every collection size holds both kinds."""
+    real = iter(attack_objects())
+    generated = 0
+    for position in range(count):
+        obj = next(real, None) if position % 2 == 0 else None
+        if obj is None:
+            obj = indicator(generated, seed)
+            generated += 1
+        yield obj

@@ -14,6 +14,7 @@ from server.node import Node, attach_node, current_node
 from server.resources import BLUEPRINTS
 from server.storage import open_storage
 from server.storage.base import Storage
+from server.validation import EnvelopeValidator
 
 
 def _authenticate_and_negotiate() -> None:
@@ -31,7 +32,9 @@ def create_app(config: NodeConfig, storage: Storage | None = None) -> Flask:
     """Build a node. `storage` defaults to the backend the config names."""
     app = Flask(f"taxii-node-{config.name}")
     app.json.sort_keys = False
-    attach_node(app, Node(config, storage or open_storage(config.storage_url), Authenticator(config.users)))
+    storage = storage or open_storage(config.storage_url)
+    node = Node(config, storage, Authenticator(config.users), EnvelopeValidator(config.validation_workers))
+    attach_node(app, node)
     install_error_handlers(app)
     app.before_request(_authenticate_and_negotiate)
     for blueprint in BLUEPRINTS:

@@ -4,6 +4,7 @@ Everything is validated at start; a `ConfigError` names the file, the key and wh
 Relative paths in a config file are relative to that file's folder.
 """
 
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class NodeConfig:
     max_page_size: int = 1000
     status_retention_hours: int = 168
     threads: int = 16
+    validation_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     source: Path | None = None
 
     def find_api_root(self, path: str) -> ApiRootConfig | None:
@@ -267,6 +269,13 @@ def _storage_url(base: Path, text: str, section: _Section) -> str:
     return text
 
 
+def _validation_workers(top: _Section) -> int:
+    workers = top.get("validation_workers", int, os.cpu_count() or 1)
+    if workers < 0:
+        top.fail(f"must be 0 (validate in the server process) or more, got {workers}", "validation_workers")
+    return workers
+
+
 def _retention_hours(top: _Section) -> int:
     hours = top.positive_int("status_retention_hours", 168)
     if hours < 24:
@@ -293,6 +302,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "max_page_size",
             "status_retention_hours",
             "threads",
+            "validation_workers",
         }
     )
     node = top.child("node")
@@ -331,5 +341,6 @@ def load_node_config(path: str | Path) -> NodeConfig:
         max_page_size=top.positive_int("max_page_size", 1000),
         status_retention_hours=_retention_hours(top),
         threads=top.positive_int("threads", 16),
+        validation_workers=_validation_workers(top),
         source=path,
     )

@@ -14,7 +14,7 @@ from server.media import is_taxii_content
 from server.node import CollectionContext, current_node, current_user
 from server.storage.base import NewObject, Provenance, StatusRecord
 from server.timestamps import format_micros, now_micros
-from server.validation import Refusal, validate_object
+from server.validation import Refusal
 
 # A mirror (a user with the 'federation' role) states where the objects it posts came from.
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
@@ -70,12 +70,9 @@ def _provenance() -> Provenance:
 def ingest_envelope(context: CollectionContext) -> StatusRecord:
     request_timestamp = now_micros()
     objects = read_envelope(context.api_root.max_content_length)
-    verdicts = [
-        validate_object(obj, position, context.collection.allow_custom)
-        for position, obj in enumerate(objects)
-    ]
-    valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     node = current_node()
+    verdicts = node.validator.validate(objects, context.collection.allow_custom)
+    valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     outcomes = node.storage.add_objects(context.collection.id, valid, _provenance())
     successes = [
         {

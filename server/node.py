@@ -15,6 +15,7 @@ from server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfi
 from server.errors import TaxiiError
 from server.media import TAXII_MEDIA_TYPE
 from server.storage.base import Storage
+from server.validation import EnvelopeValidator
 
 _EXTENSION_KEY = "taxii_node"
 
@@ -24,6 +25,11 @@ class Node:
     config: NodeConfig
     storage: Storage
     authenticator: Authenticator
+    validator: EnvelopeValidator
+
+    def close(self) -> None:
+        self.validator.close()
+        self.storage.close()
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class RunningNode:
         self.server.stop()
         self.thread.join(timeout=10)
         with self.app.app_context():
-            current_node().storage.close()
+            current_node().close()
 
 
 def build_server(
@@ -79,3 +79,5 @@ def serve_forever(config: NodeConfig, host: str | None = None, port: int | None 
         pass
     finally:
         server.stop()
+        with app.app_context():
+            current_node().close()

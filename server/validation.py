@@ -5,7 +5,12 @@ neighbours, and each refusal carries a message a CERT analyst can act on.
 """
 
 import json
+import logging
+import multiprocessing
 import re
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import stix2
@@ -16,6 +21,7 @@ from server.storage.base import NewObject
 from server.timestamps import TimestampError, parse_micros
 
 stix_patterns.install()
+log = logging.getLogger(__name__)
 
 _STIX_ID = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9])--[0-9a-fA-F-]{36}$")
 
@@ -75,3 +81,52 @@ def validate_object(obj: object, position: int, allow_custom: bool) -> NewObject
         return Refusal(object_id, version_text, f"{object_id}: {_describe(error)}{hint}")
     body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return NewObject(id=object_id, type=obj["type"], spec_version="2.1", version=version, body=body)
+
+
+def _validate_slice(objects: list, first_position: int, allow_custom: bool) -> list[NewObject | Refusal]:
+    return [validate_object(obj, first_position + offset, allow_custom) for offset, obj in enumerate(objects)]
+
+
+class EnvelopeValidator:
+    """Validates the objects of an envelope, spreading large envelopes over worker processes.
+
+    stix2 is pure Python and holds the GIL, so threads cannot share the work; a process pool lets a CERT's
+    thousand-object envelope use every core. The pool starts on the first large envelope."""
+
+    PARALLEL_FROM = 256
+
+    def __init__(self, workers: int):
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def validate(self, objects: list, allow_custom: bool) -> list[NewObject | Refusal]:
+        if self._workers < 2 or len(objects) < self.PARALLEL_FROM:
+            return _validate_slice(objects, 0, allow_custom)
+        size = -(-len(objects) // self._workers)
+        starts = range(0, len(objects), size)
+        futures = [
+            self._get_pool().submit(_validate_slice, objects[s : s + size], s, allow_custom) for s in starts
+        ]
+        try:
+            return [verdict for future in futures for verdict in future.result()]
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): validate here and start a fresh pool next time.
+            log.exception("a validation worker died; validating this envelope in the server process")
+            self.close()
+            return _validate_slice(objects, 0, allow_custom)
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the server is multi-threaded and a forked child could inherit held locks.
+                self._pool = ProcessPoolExecutor(
+                    self._workers, mp_context=multiprocessing.get_context("spawn")
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None

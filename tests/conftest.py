@@ -41,7 +41,11 @@ def load_bundle(relative: str) -> list[dict]:
 
 
 def write_node_files(
-    folder: Path, name: str = "test", max_content_length: int = 10 * 1024 * 1024, max_page_size: int = 1000
+    folder: Path,
+    name: str = "test",
+    max_content_length: int = 10 * 1024 * 1024,
+    max_page_size: int = 1000,
+    validation_workers: int = 0,
 ) -> Path:
     catalogue = {
         "default_api_root": "alliance",
@@ -77,6 +81,8 @@ def write_node_files(
         "catalogue": "catalogue.yaml",
         "max_page_size": max_page_size,
         "threads": 12,
+        # Inline validation keeps each test node to one process; test_objects covers the worker pool.
+        "validation_workers": validation_workers,
         "users": {
             "cert": user(
                 PASSWORDS["cert"],

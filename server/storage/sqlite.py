@@ -86,7 +86,7 @@ class SqliteStorage(Storage):
             connection = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA cache_size=-65536")
+            connection.execute("PRAGMA cache_size=-8192")  # 8 MiB a connection, one per server thread
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)
@@ -242,8 +242,11 @@ class SqliteStorage(Storage):
         if lower is not None:
             where.append("date_added > ?")
             params.append(lower)
+        # Without statistics SQLite prefers an index that saves the sort; for match[id] the version index
+        # holds only that object's few versions, so name it.
+        index = " INDEXED BY objects_by_version" if query.ids else ""
         sql = (
-            f"SELECT {_COLUMNS} FROM objects WHERE {' AND '.join(where)}"
+            f"SELECT {_COLUMNS} FROM objects{index} WHERE {' AND '.join(where)}"
             f" ORDER BY date_added LIMIT {int(query.limit) + 1}"
         )
         return connection.execute(sql, params).fetchall()
