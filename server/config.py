@@ -98,7 +98,7 @@ class NodeConfig:
         return None
 
 
-class _Section:
+class ConfigSection:
     """A mapping read from one file, that knows its key path for error messages."""
 
     def __init__(self, data: Any, source: Path, key: str):
@@ -111,8 +111,8 @@ class _Section:
         where = ".".join(k for k in (self.key, key) if k) or "(top level)"
         raise ConfigError(f"{self.source}: {where}: {problem}")
 
-    def child(self, key: str) -> "_Section":
-        return _Section(self.data.get(key), self.source, self._join(key))
+    def child(self, key: str) -> "ConfigSection":
+        return ConfigSection(self.data.get(key), self.source, self._join(key))
 
     def _join(self, key: str) -> str:
         return f"{self.key}.{key}" if self.key else key
@@ -140,7 +140,7 @@ class _Section:
                 self.fail(f"unknown key; the known keys are {', '.join(sorted(known))}", str(key))
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -151,7 +151,7 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
-def _collection(section: _Section) -> CollectionConfig:
+def _collection(section: ConfigSection) -> CollectionConfig:
     section.check_known({"id", "title", "alias", "description", "allow_custom"})
     collection_id = section.get("id", str, required=True)
     try:
@@ -169,13 +169,13 @@ def _collection(section: _Section) -> CollectionConfig:
     )
 
 
-def _api_root(path: str, section: _Section) -> ApiRootConfig:
+def _api_root(path: str, section: ConfigSection) -> ApiRootConfig:
     section.check_known({"title", "description", "max_content_length", "collections"})
     if not _API_ROOT_PATH.match(path):
         section.fail("an API root name is one URL segment of letters, digits, '.', '_' or '-'")
     raw_collections = section.get("collections", list, [])
     collections = tuple(
-        _collection(_Section(item, section.source, f"{section.key}.collections[{index}]"))
+        _collection(ConfigSection(item, section.source, f"{section.key}.collections[{index}]"))
         for index, item in enumerate(raw_collections)
     )
     seen: set[str] = set()
@@ -195,7 +195,7 @@ def _api_root(path: str, section: _Section) -> ApiRootConfig:
 
 def load_catalogue(path: Path) -> tuple[tuple[ApiRootConfig, ...], str | None]:
     """Read a collection catalogue: the API roots of a node and their collections."""
-    top = _Section(_read_yaml(path), path, "")
+    top = ConfigSection(read_yaml(path), path, "")
     top.check_known({"api_roots", "default_api_root"})
     roots_section = top.child("api_roots")
     api_roots = tuple(_api_root(str(name), roots_section.child(str(name))) for name in roots_section.data)
@@ -207,10 +207,10 @@ def load_catalogue(path: Path) -> tuple[tuple[ApiRootConfig, ...], str | None]:
     return api_roots, default
 
 
-def _grants(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> tuple[Grant, ...]:
+def _grants(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> tuple[Grant, ...]:
     grants = []
     for index, item in enumerate(section.data.get("grants") or []):
-        grant = _Section(item, section.source, f"{section.key}.grants[{index}]")
+        grant = ConfigSection(item, section.source, f"{section.key}.grants[{index}]")
         grant.check_known({"api_root", "collections", "access"})
         root_path = grant.get("api_root", str, required=True)
         api_root = next((root for root in api_roots if root.path == root_path), None)
@@ -234,7 +234,7 @@ def _grants(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> tuple[Gr
     return tuple(grants)
 
 
-def _users(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> dict[str, UserConfig]:
+def _users(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> dict[str, UserConfig]:
     users = {}
     for name in section.data:
         user = section.child(str(name))
@@ -255,28 +255,28 @@ def _users(section: _Section, api_roots: tuple[ApiRootConfig, ...]) -> dict[str,
     return users
 
 
-def _resolve(base: Path, text: str) -> Path:
+def resolve_path(base: Path, text: str) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def _storage_url(base: Path, text: str, section: _Section) -> str:
+def _storage_url(base: Path, text: str, section: ConfigSection) -> str:
     scheme, sep, rest = text.partition(":")
     if not sep or scheme not in {"sqlite", "mongodb", "mongodb+srv"}:
         section.fail(f"must be 'sqlite:PATH' or a 'mongodb://' URL, got {text!r}", "storage")
     if scheme == "sqlite":
-        return f"sqlite:{_resolve(base, rest)}"
+        return f"sqlite:{resolve_path(base, rest)}"
     return text
 
 
-def _validation_workers(top: _Section) -> int:
+def _validation_workers(top: ConfigSection) -> int:
     workers = top.get("validation_workers", int, os.cpu_count() or 1)
     if workers < 0:
         top.fail(f"must be 0 (validate in the server process) or more, got {workers}", "validation_workers")
     return workers
 
 
-def _retention_hours(top: _Section) -> int:
+def _retention_hours(top: ConfigSection) -> int:
     hours = top.positive_int("status_retention_hours", 168)
     if hours < 24:
         top.fail(
@@ -290,7 +290,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
     """Read and validate one node's config file (and the catalogue it names)."""
     path = Path(path)
     base = path.resolve().parent
-    top = _Section(_read_yaml(path), path, "")
+    top = ConfigSection(read_yaml(path), path, "")
     top.check_known(
         {
             "node",
@@ -307,7 +307,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
     )
     node = top.child("node")
     node.check_known({"name", "title", "description", "contact"})
-    listen = _Section(top.data.get("listen") or {}, path, "listen")
+    listen = ConfigSection(top.data.get("listen") or {}, path, "listen")
     listen.check_known({"host", "port"})
     port = listen.get("port", int, 6100)
     if not 0 <= port <= 65535:
@@ -317,15 +317,15 @@ def load_node_config(path: str | Path) -> NodeConfig:
         tls_section = top.child("tls")
         tls_section.check_known({"cert", "key"})
         tls = TlsConfig(
-            _resolve(base, tls_section.get("cert", str, required=True)),
-            _resolve(base, tls_section.get("key", str, required=True)),
+            resolve_path(base, tls_section.get("cert", str, required=True)),
+            resolve_path(base, tls_section.get("key", str, required=True)),
         )
         for key, file in (("cert", tls.cert), ("key", tls.key)):
             if not file.is_file():
                 tls_section.fail(f"file {file} does not exist", key)
-    catalogue_path = _resolve(base, top.get("catalogue", str, required=True))
+    catalogue_path = resolve_path(base, top.get("catalogue", str, required=True))
     api_roots, default_api_root = load_catalogue(catalogue_path)
-    users = _users(_Section(top.data.get("users") or {}, path, "users"), api_roots)
+    users = _users(ConfigSection(top.data.get("users") or {}, path, "users"), api_roots)
     return NodeConfig(
         name=node.get("name", str, required=True),
         title=node.get("title", str, required=True),

@@ -16,9 +16,22 @@ from server.storage.base import NewObject, Provenance, StatusRecord
 from server.timestamps import format_micros, now_micros
 from server.validation import Refusal
 
-# A mirror (a user with the 'federation' role) states where the objects it posts came from.
+# A mirror (a user with the 'federation' role) states where the objects it posts came from, and asks
+# where the objects it reads came from; standard clients never see either (TAXII 2.1 lets a
+# resource carry custom properties, which clients ignore).
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
+PROVENANCE_HEADER = "X-TAXII-Fed-Provenance"
+PROVENANCE_PROPERTY = "x_taxii_fed_origins"  # the node where each version was first published
+LINK_PROPERTY = "x_taxii_fed_links"  # the federation link that delivered it here, if any
+
+
+def is_federation_caller() -> bool:
+    return "federation" in current_user().roles
+
+
+def wants_provenance() -> bool:
+    return is_federation_caller() and request.headers.get(PROVENANCE_HEADER) == "include"
 
 
 def read_envelope(max_content_length: int) -> list:
@@ -61,7 +74,7 @@ def _too_large(size: int | None, limit: int) -> TaxiiError:
 
 def _provenance() -> Provenance:
     node_name = current_node().config.name
-    if "federation" not in current_user().roles:
+    if not is_federation_caller():
         return Provenance(origin_node=node_name)
     origin = request.headers.get(ORIGIN_HEADER) or node_name
     return Provenance(origin_node=origin, link=request.headers.get(LINK_HEADER))

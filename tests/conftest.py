@@ -1,6 +1,7 @@
 """Real nodes on 127.0.0.1 with ephemeral ports and SQLite files on disk, driven by real clients."""
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,7 +100,13 @@ def write_node_files(
             "nogrant": user(PASSWORDS["nogrant"], []),
             "mirror": user(
                 PASSWORDS["mirror"],
-                [{"api_root": "alliance", "collections": ["alliance-indicators"], "access": "read-write"}],
+                [
+                    {
+                        "api_root": "alliance",
+                        "collections": ["alliance-indicators", "strict"],
+                        "access": "read-write",
+                    }
+                ],
                 roles=["federation"],
             ),
         },
@@ -169,3 +176,49 @@ def node_factory(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def node(node_factory) -> NodeHandle:
     return node_factory()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_federation_files(
+    folder: Path,
+    agreements: list[dict],
+    poll_interval: float = 0.2,
+    members: tuple[str, ...] = ("hub", "ua", "ro", "md"),
+) -> Path:
+    """Node configs for the hub and the national nodes on free ports, and a federation file over them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "mirror-password.txt").write_text(PASSWORDS["mirror"])
+    member_entries = {}
+    for name in members:
+        node_config = write_node_files(folder / name, name)
+        member_entries[name] = {
+            "url": f"http://127.0.0.1:{free_port()}/",
+            "api_root": "alliance",
+            "node_config": str(node_config),
+            "credentials": {"user": "mirror", "password_file": "mirror-password.txt"},
+        }
+    (folder / "agreements.yaml").write_text(yaml.safe_dump({"agreements": agreements}))
+    federation = {
+        "hub": "hub",
+        "poll_interval_seconds": poll_interval,
+        "agreements": "agreements.yaml",
+        "state": "state/federation.db",
+        "members": member_entries,
+    }
+    path = folder / "federation.yaml"
+    path.write_text(yaml.safe_dump(federation))
+    return path
+
+
+SHARED_INDICATORS = {
+    "collection": "alliance-indicators",
+    "members": ["ua", "ro", "md"],
+    "direction": "both",
+    "max_tlp": "amber",
+    "unmarked": "share",
+}

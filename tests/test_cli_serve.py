@@ -18,15 +18,9 @@ from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server
 
 from server.auth import verify_password
-from tests.conftest import PASSWORDS, write_node_files
+from tests.conftest import PASSWORDS, free_port, write_node_files
 
 CLI = [sys.executable, "-m", "server.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -74,7 +68,7 @@ def serve(tmp_path):
     processes = []
 
     def start(config_path: Path) -> int:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [*CLI, "serve", "--config", str(config_path), "--port", str(port)],
             stdout=subprocess.PIPE,

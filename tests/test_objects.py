@@ -142,7 +142,10 @@ def test_response_headers_carry_the_taxii_media_type(node):
 def test_validation_spread_over_worker_processes_gives_the_same_report(node_factory):
     inline, pooled = node_factory("inline"), node_factory("pooled", validation_workers=2)
     apt1 = load_bundle("oasis-examples/apt1.json")
-    envelope = load_bundle("attack/ics-attack-18.1.json") + [dict(apt1[1], created="yesterday"), {"type": "x"}]
+    envelope = load_bundle("attack/ics-attack-18.1.json") + [
+        dict(apt1[1], created="yesterday"),
+        {"type": "x"},
+    ]
     reports = [handle.post(envelope) for handle in (inline, pooled)]
     for field in ("total_count", "success_count", "failure_count", "successes", "failures"):
         assert reports[0][field] == reports[1][field]

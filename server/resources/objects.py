@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 
 from server.errors import TaxiiError
 from server.filters import MATCH_FIELDS, parse_query
-from server.ingest import ingest_envelope
+from server.ingest import LINK_PROPERTY, PROVENANCE_PROPERTY, ingest_envelope, wants_provenance
 from server.node import current_node, find_collection, taxii_response
 from server.resources.paging import date_added_headers, page_fields, read_page
 from server.resources.status import status_body
@@ -21,7 +21,11 @@ _DELETE_PARAMETERS = {"match[version]", "match[spec_version]"}
 
 def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
     # Stored bodies are already JSON text: joining them avoids decoding and re-encoding every object.
-    text = json.dumps(page_fields(query, page, scope))
+    fields = page_fields(query, page, scope)
+    if page.items and wants_provenance():
+        fields[PROVENANCE_PROPERTY] = [item.origin_node for item in page.items]
+        fields[LINK_PROPERTY] = [item.link for item in page.items]
+    text = json.dumps(fields)
     if page.items:
         text = text[:-1] + ',"objects":[' + ",".join(item.body for item in page.items) + "]}"
     return taxii_response(text, headers=date_added_headers(page))

@@ -1,0 +1,43 @@
+"""`taxii-fed federation up`: the members' nodes that this machine runs, plus the mirrors between them."""
+
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from clients.federation import Federation
+from clients.federation_config import FederationConfig
+from server.config import load_node_config
+from server.serve import RunningNode, start_node
+
+
+@dataclass
+class RunningAlliance:
+    nodes: dict[str, RunningNode]
+    federation: Federation
+
+    def stop(self) -> None:
+        self.federation.stop()
+        for node in self.nodes.values():
+            node.stop()
+
+
+def start_alliance(config: FederationConfig, run_links: bool = True) -> RunningAlliance:
+    """Start every member with a `node_config` on the host and port of its URL, then (unless told not to)
+    run every link continuously."""
+    nodes: dict[str, RunningNode] = {}
+    try:
+        for member in config.members.values():
+            if member.node_config is None:
+                continue
+            address = urlsplit(member.url)
+            node_config = replace(
+                load_node_config(member.node_config), host=address.hostname, port=address.port or 80
+            )
+            nodes[member.name] = start_node(node_config)
+        federation = Federation(config)
+        if run_links:
+            federation.start()
+    except BaseException:
+        for node in nodes.values():
+            node.stop()
+        raise
+    return RunningAlliance(nodes, federation)

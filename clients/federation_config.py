@@ -1,0 +1,190 @@
+"""The federation's description: members (config/federation.yaml), agreements (collections/agreements.yaml).
+
+Both are validated at start with messages a hub operator can act on.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.config import ConfigError, ConfigSection, load_node_config, read_yaml, resolve_path
+
+TLP_LEVELS = {"clear": 0, "white": 0, "green": 1, "amber": 2, "amber+strict": 3, "red": 4}
+DIRECTIONS = ("to-hub", "from-hub", "both")
+UNMARKED_RULES = ("share", "hold")
+SERVER_KINDS = ("taxii-fed", "medallion", "other")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    url: str  # base URL of the node, ending in '/'
+    api_root: str
+    user: str
+    password: str
+    ca_bundle: str | None = None
+    node_config: Path | None = None  # set when `federation up` runs this member's node itself
+    # taxii-fed nodes give every object its own, strictly increasing date_added, so a link may checkpoint
+    # after each page; other servers (medallion gives a whole POST one date_added) only after a full walk.
+    server: str = "taxii-fed"
+
+    @property
+    def api_root_url(self) -> str:
+        return f"{self.url}{self.api_root}/"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    collection: str  # alias, the same on every member
+    members: tuple[str, ...]
+    direction: str
+    max_tlp: str
+    unmarked: str
+
+    @property
+    def max_level(self) -> int:
+        return TLP_LEVELS[self.max_tlp]
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    member: str
+    user: str
+    password: str
+    can: str
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    hub: str
+    members: dict[str, Member]
+    agreements: tuple[Agreement, ...]
+    state_path: Path
+    poll_interval: float
+    demo_users: tuple[DemoUser, ...] = ()
+
+
+def _password(section: ConfigSection, base: Path) -> str:
+    section.check_known({"user", "password_file", "password_env"})
+    if "password_env" in section.data:
+        name = section.get("password_env", str)
+        if name not in os.environ:
+            section.fail(
+                f"environment variable {name} is not set; export the member's password in it", "password_env"
+            )
+        return os.environ[name]
+    path = resolve_path(base, section.get("password_file", str, required=True))
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        section.fail(f"cannot read {path}: {error.strerror}", "password_file")
+
+
+def _member(name: str, section: ConfigSection, base: Path) -> Member:
+    section.check_known({"url", "api_root", "credentials", "ca_bundle", "node_config", "server"})
+    url = section.get("url", str, required=True)
+    if not url.startswith(("http://", "https://")):
+        section.fail(f"must be an http:// or https:// URL, got {url!r}", "url")
+    server = section.get("server", str, "taxii-fed")
+    if server not in SERVER_KINDS:
+        section.fail(f"must be one of {', '.join(SERVER_KINDS)}, got {server!r}", "server")
+    credentials = section.child("credentials")
+    ca_bundle = section.get("ca_bundle", str, None)
+    node_config = section.get("node_config", str, None)
+    return Member(
+        name=name,
+        url=url.rstrip("/") + "/",
+        api_root=section.get("api_root", str, required=True).strip("/"),
+        user=credentials.get("user", str, required=True),
+        password=_password(credentials, base),
+        ca_bundle=str(resolve_path(base, ca_bundle)) if ca_bundle else None,
+        node_config=resolve_path(base, node_config) if node_config else None,
+        server=server,
+    )
+
+
+def _agreement(section: ConfigSection, members: dict[str, Member], hub: str) -> Agreement:
+    section.check_known({"collection", "members", "direction", "max_tlp", "unmarked"})
+    names = tuple(section.get("members", list, required=True))
+    for name in names:
+        if name not in members:
+            section.fail(
+                f"unknown member {name!r}; members are {', '.join(sorted(members))} (config/federation.yaml)",
+                "members",
+            )
+        if name == hub:
+            section.fail(f"{name!r} is the hub; list the members the hub shares with", "members")
+    direction = section.get("direction", str, required=True)
+    if direction not in DIRECTIONS:
+        section.fail(f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}", "direction")
+    max_tlp = section.get("max_tlp", str, required=True).lower()
+    if max_tlp not in TLP_LEVELS:
+        section.fail(f"must be clear, green or amber, got {max_tlp!r}", "max_tlp")
+    if TLP_LEVELS[max_tlp] > TLP_LEVELS["amber"]:
+        section.fail(
+            f"{max_tlp.upper()} never leaves its node (TLP:RED, AMBER+STRICT); "
+            "the highest an agreement can carry is amber",
+            "max_tlp",
+        )
+    unmarked = section.get("unmarked", str, required=True)
+    if unmarked not in UNMARKED_RULES:
+        section.fail(f"must be share or hold, got {unmarked!r}", "unmarked")
+    return Agreement(section.get("collection", str, required=True), names, direction, max_tlp, unmarked)
+
+
+def _check_catalogues(
+    agreements: tuple[Agreement, ...], members: dict[str, Member], hub: str, source: Path
+) -> None:
+    """Members whose node config we have must hold every agreed collection in their API root."""
+    for agreement in agreements:
+        for name in (hub, *agreement.members):
+            member = members[name]
+            if member.node_config is None:
+                continue  # a remote member: checked when its links start
+            node = load_node_config(member.node_config)
+            api_root = node.find_api_root(member.api_root)
+            if api_root is None:
+                raise ConfigError(
+                    f"{source}: members.{name}.api_root: {member.node_config} has no API root "
+                    f"{member.api_root!r}"
+                )
+            if api_root.find_collection(agreement.collection) is None:
+                raise ConfigError(
+                    f"{source}: agreement on {agreement.collection!r}: member {name!r} has no "
+                    f"collection with that alias in API root {member.api_root!r} "
+                    f"(its catalogue is named in {member.node_config})"
+                )
+
+
+def load_federation_config(path: str | Path) -> FederationConfig:
+    path = Path(path)
+    base = path.resolve().parent
+    top = ConfigSection(read_yaml(path), path, "")
+    top.check_known({"hub", "poll_interval_seconds", "agreements", "state", "members", "demo_users"})
+    members_section = top.child("members")
+    members = {
+        str(name): _member(str(name), members_section.child(str(name)), base) for name in members_section.data
+    }
+    hub = top.get("hub", str, required=True)
+    if hub not in members:
+        top.fail(f"names {hub!r}, which is not one of the members", "hub")
+    poll_interval = top.get("poll_interval_seconds", (int, float), 5)
+    if poll_interval <= 0:
+        top.fail(f"must be above 0, got {poll_interval}", "poll_interval_seconds")
+    agreements_path = resolve_path(base, top.get("agreements", str, required=True))
+    agreements_top = ConfigSection(read_yaml(agreements_path), agreements_path, "")
+    agreements_top.check_known({"agreements"})
+    agreements = tuple(
+        _agreement(ConfigSection(item, agreements_path, f"agreements[{index}]"), members, hub)
+        for index, item in enumerate(agreements_top.get("agreements", list, required=True))
+    )
+    _check_catalogues(agreements, members, hub, path)
+    demo_users = tuple(DemoUser(**item) for item in top.data.get("demo_users") or [])
+    return FederationConfig(
+        hub,
+        members,
+        agreements,
+        resolve_path(base, top.get("state", str, required=True)),
+        float(poll_interval),
+        demo_users,
+    )

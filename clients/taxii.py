@@ -1,0 +1,179 @@
+"""One collection on another node, as the federation sees it: connect by alias, read pages with their
+date_added headers, post envelopes and wait for their status. Built on taxii2-client's connection;
+paging lives here and only here on the client side."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import requests
+from taxii2client.common import _HTTPConnection
+from taxii2client.exceptions import TAXIIServiceException
+from taxii2client.v21 import ApiRoot, Status
+
+from clients.federation_config import Member
+
+TAXII = "application/taxii+json;version=2.1"
+PROVENANCE_HEADER = "X-TAXII-Fed-Provenance"
+PROVENANCE_PROPERTY = "x_taxii_fed_origins"
+LINK_PROPERTY = "x_taxii_fed_links"
+ORIGIN_HEADER = "X-TAXII-Fed-Origin"
+LINK_HEADER = "X-TAXII-Fed-Link"
+
+
+class RemoteError(Exception):
+    """The other node is unreachable or answered with an error; the link retries later."""
+
+
+@dataclass
+class SourcePage:
+    objects: list[dict]
+    origins: list[str | None]  # the node each object was first published at, when the source says so
+    links: list[str | None]  # the federation link that delivered each object to the source, if any
+    date_added_last: str | None
+    more: bool
+
+
+@dataclass
+class PostResult:
+    stored: int = 0
+    already_present: int = 0
+    failures: list[dict] = field(default_factory=list)
+
+
+def _envelopes(objects: list[dict], max_content_length: int) -> Iterator[tuple[list[dict], int]]:
+    """Split objects into envelopes below the destination's limit; yields (objects, encoded size).
+    An object too large for any envelope is yielded alone, for the caller to report."""
+    budget = int(max_content_length * 0.95) - 64  # room for the envelope wrapper
+    batch, size = [], 0
+    for obj in objects:
+        encoded = len(json.dumps(obj, ensure_ascii=False).encode()) + 1
+        if batch and size + encoded > budget:
+            yield batch, size
+            batch, size = [], 0
+        batch.append(obj)
+        size += encoded
+    if batch:
+        yield batch, size
+
+
+class RemoteCollection:
+    def __init__(self, member: Member, alias: str, timeout: float = 30):
+        self.member, self.alias, self.timeout = member, alias, timeout
+        self._conn = _HTTPConnection(
+            member.user, member.password, verify=member.ca_bundle or True, version="2.1"
+        )
+        if member.ca_bundle:
+            # requests lets REQUESTS_CA_BUNDLE override a session's own CA bundle (psf/requests#3829).
+            self._conn.session.trust_env = False
+        self.url: str | None = None
+        self.max_content_length = 0
+
+    def connect(self) -> None:
+        """Find the agreed collection by alias and learn the API root's max_content_length."""
+        if self.url:
+            return
+        try:
+            api_root = ApiRoot(self.member.api_root_url, conn=self._conn)
+            collections = api_root.collections
+            self.max_content_length = api_root.max_content_length
+        except (requests.RequestException, TAXIIServiceException) as error:
+            raise RemoteError(
+                f"{self.member.name}: cannot read API root {self.member.api_root_url}: {error}"
+            ) from None
+        match = next((c for c in collections if self.alias in (c.alias, c.id)), None)
+        if match is None:
+            raise RemoteError(
+                f"{self.member.name}: API root {self.member.api_root_url} shows user "
+                f"'{self.member.user}' no collection '{self.alias}'; check its catalogue and grants"
+            )
+        self.url = match.url
+
+    def _request(self, method: str, url: str, **options) -> requests.Response:
+        try:
+            response = self._conn.session.request(method, url, timeout=self.timeout, **options)
+        except requests.RequestException as error:
+            raise RemoteError(f"{self.member.name}: {method} {url} failed: {error}") from None
+        if response.status_code >= 400:
+            raise RemoteError(
+                f"{self.member.name}: {method} {url} answered {response.status_code}: {response.text[:300]}"
+            )
+        return response
+
+    def pages(self, added_after: str | None, page_size: int) -> Iterator[SourcePage]:
+        """Every version added after `added_after`, in date_added order, following `next`."""
+        self.connect()
+        params: dict = {"limit": page_size, "match[version]": "all"}
+        if added_after:
+            params["added_after"] = added_after
+        headers = {"Accept": TAXII, PROVENANCE_HEADER: "include"}
+        for _ in range(1_000_000):
+            response = self._request("GET", self.url + "objects/", params=params, headers=headers)
+            body = response.json()
+            objects = body.get("objects", [])
+            origins = body.get(PROVENANCE_PROPERTY) or [None] * len(objects)
+            links = body.get(LINK_PROPERTY) or [None] * len(objects)
+            more = bool(body.get("more")) and bool(objects)
+            yield SourcePage(objects, origins, links, response.headers.get("X-TAXII-Date-Added-Last"), more)
+            if not more:
+                return
+            if body.get("next"):
+                params["next"] = body["next"]
+            else:  # a server that pages without `next`: continue after the last date_added
+                params["added_after"] = response.headers["X-TAXII-Date-Added-Last"]
+
+    def first_date_added(self, added_after: str | None) -> str | None:
+        """The date_added of the oldest version added after `added_after`, from one manifest record."""
+        self.connect()
+        params = {
+            "limit": 1,
+            "match[version]": "all",
+            **({"added_after": added_after} if added_after else {}),
+        }
+        response = self._request("GET", self.url + "manifest/", params=params, headers={"Accept": TAXII})
+        records = response.json().get("objects") or []
+        return records[0]["date_added"] if records else None
+
+    def get_object(self, object_id: str) -> dict | None:
+        self.connect()
+        try:
+            response = self._request("GET", f"{self.url}objects/{object_id}/", headers={"Accept": TAXII})
+        except RemoteError:
+            return None
+        objects = response.json().get("objects") or []
+        return objects[0] if objects else None
+
+    def post(self, objects: list[dict], origin: str, link: str) -> PostResult:
+        """Post in envelopes that fit, waiting for each status to complete."""
+        self.connect()
+        result = PostResult()
+        for batch, size in _envelopes(objects, self.max_content_length):
+            if size > self.max_content_length:
+                result.failures.extend(
+                    {"id": o.get("id"), "message": "larger than the destination's max_content_length"}
+                    for o in batch
+                )
+                continue
+            status = self._post_envelope(batch, origin, link)
+            for success in status.successes:
+                if str(success.get("message", "")).startswith("already present"):
+                    result.already_present += 1
+                else:
+                    result.stored += 1
+            result.failures.extend(status.failures)
+        return result
+
+    def _post_envelope(self, batch: list[dict], origin: str, link: str) -> Status:
+        data = json.dumps({"objects": batch}, ensure_ascii=False).encode()
+        headers = {"Accept": TAXII, "Content-Type": TAXII, ORIGIN_HEADER: origin, LINK_HEADER: link}
+        body = self._request("POST", self.url + "objects/", data=data, headers=headers).json()
+        status_url = f"{self.member.api_root_url}status/{body['id']}/"
+        status = Status(status_url, conn=self._conn, status_info=body)
+        if status.status != "complete":
+            try:
+                status.wait_until_final(poll_interval=0.2, timeout=60)
+            except (requests.RequestException, TAXIIServiceException) as error:
+                raise RemoteError(f"{self.member.name}: status {status_url} failed: {error}") from None
+            if status.status != "complete":
+                raise RemoteError(f"{self.member.name}: status {status_url} still pending after 60 s")
+        return status
