@@ -9,32 +9,23 @@ medians and p95, the large/small ratio, and writes the figures to docs/benchmark
 
 import argparse
 import json
-import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 import yaml
 
-from bench.stix_data import REPO, objects
+from bench.report import free_port, machine_line, median_p95, write_section
+from bench.stix_data import objects
 from server.auth import hash_password
 
 TAXII = "application/taxii+json;version=2.1"
 USER, PASSWORD = "bench", "bench-password"
-SECTION_START, SECTION_END = "<!-- node_bench:start -->", "<!-- node_bench:end -->"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _write_config(folder: Path, collection_ids: list[str]) -> Path:
@@ -67,7 +58,7 @@ def _write_config(folder: Path, collection_ids: list[str]) -> Path:
 
 class NodeProcess:
     def __init__(self, config_path: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -174,11 +165,6 @@ def read_workloads(session: requests.Session, collection_url: str, repeats: int)
     }
 
 
-def _median_p95(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,7 +202,7 @@ def main() -> None:
     report = _report(sizes, results, ingest_rates, concurrent_rate, rss, options)
     print(report)
     if not options.no_write:
-        _write_docs(report)
+        write_section("node_bench", "Our node alone: ingest and page reads by collection size", report)
 
 
 def _report(sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
@@ -224,16 +210,15 @@ def _report(sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
     lines = [
         f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
         f" --envelope {options.envelope}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {_cores()} cores, {_memory_gib():.0f} GiB; "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; node on SQLite, served by `taxii-fed serve` (cheroot).",
+        f"{machine_line()} Node on SQLite, served by `taxii-fed serve` (cheroot).",
         "",
         f"| read workload | median at {small:,} (ms) | p95 at {small:,} | median at {large:,} (ms) "
         f"| p95 at {large:,} | median ratio {large:,}/{small:,} |",
         "|---|---|---|---|---|---|",
     ]
     for workload in results[small]:
-        small_median, small_p95 = _median_p95(results[small][workload])
-        large_median, large_p95 = _median_p95(results[large][workload])
+        small_median, small_p95 = median_p95(results[small][workload])
+        large_median, large_p95 = median_p95(results[large][workload])
         lines.append(
             f"| {workload} | {small_median:.2f} | {small_p95:.2f} | {large_median:.2f} | {large_p95:.2f}"
             f" | {large_median / small_median:.2f} |"
@@ -250,33 +235,6 @@ def _report(sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
         f" Peak RSS of the node: {rss:.0f} MiB.",
     ]
     return "\n".join(lines)
-
-
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 0
-
-
-def _memory_gib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) / 1024 / 1024
-    return 0.0
-
-
-def _write_docs(report: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    title = "## Our node alone: ingest and page reads by collection size"
-    section = f"{SECTION_START}\n{title}\n\n{report}\n{SECTION_END}"
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
 
 
 if __name__ == "__main__":
