@@ -95,7 +95,9 @@ class Federation:
                 if run.stored:
                     for reader in self._readers_of[link.destination.name]:
                         reader.wake.set()
-                delay = self.config.poll_interval
+                # A pass that found objects may have raced new ones in: look again at once, and rest only
+                # when the source had nothing new.
+                delay = 0 if run.seen else self.config.poll_interval
             except RemoteError as error:
                 failures += 1
                 self.state.record_error(link.name, str(error))

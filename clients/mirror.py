@@ -94,7 +94,12 @@ class Mirror:
                 run.held[verdict.reason] += 1
         for origin, objects in by_origin.items():
             definitions = self._missing_markings(objects)
-            result = self.destination.post(definitions + objects, origin, self.link.name)
+            result = self.destination.post(
+                definitions + objects,
+                origin,
+                self.link.name,
+                validated_upstream=self.link.source.server == "taxii-fed",
+            )
             self._markings_delivered.update(definition["id"] for definition in definitions)
             run.stored += result.stored
             run.already_present += result.already_present

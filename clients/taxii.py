@@ -19,6 +19,7 @@ PROVENANCE_PROPERTY = "x_taxii_fed_origins"
 LINK_PROPERTY = "x_taxii_fed_links"
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
+VALIDATED_HEADER = "X-TAXII-Fed-Validated"
 
 
 class RemoteError(Exception):
@@ -143,8 +144,11 @@ class RemoteCollection:
         objects = response.json().get("objects") or []
         return objects[0] if objects else None
 
-    def post(self, objects: list[dict], origin: str, link: str) -> PostResult:
-        """Post in envelopes that fit, waiting for each status to complete."""
+    def post(
+        self, objects: list[dict], origin: str, link: str, validated_upstream: bool = False
+    ) -> PostResult:
+        """Post in envelopes that fit, waiting for each status to complete. `validated_upstream` tells a
+        taxii-federation destination that a taxii-federation node already validated these objects."""
         self.connect()
         result = PostResult()
         for batch, size in _envelopes(objects, self.max_content_length):
@@ -154,7 +158,7 @@ class RemoteCollection:
                     for o in batch
                 )
                 continue
-            status = self._post_envelope(batch, origin, link)
+            status = self._post_envelope(batch, origin, link, validated_upstream)
             for success in status.successes:
                 if str(success.get("message", "")).startswith("already present"):
                     result.already_present += 1
@@ -163,9 +167,11 @@ class RemoteCollection:
             result.failures.extend(status.failures)
         return result
 
-    def _post_envelope(self, batch: list[dict], origin: str, link: str) -> Status:
+    def _post_envelope(self, batch: list[dict], origin: str, link: str, validated_upstream: bool) -> Status:
         data = json.dumps({"objects": batch}, ensure_ascii=False).encode()
         headers = {"Accept": TAXII, "Content-Type": TAXII, ORIGIN_HEADER: origin, LINK_HEADER: link}
+        if validated_upstream:
+            headers[VALIDATED_HEADER] = "stix2"
         body = self._request("POST", self.url + "objects/", data=data, headers=headers).json()
         status_url = f"{self.member.api_root_url}status/{body['id']}/"
         status = Status(status_url, conn=self._conn, status_info=body)

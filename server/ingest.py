@@ -22,6 +22,8 @@ from server.validation import Refusal
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
 PROVENANCE_HEADER = "X-TAXII-Fed-Provenance"
+# A mirror reading from a taxii-federation node says the objects were validated there already.
+VALIDATED_HEADER = "X-TAXII-Fed-Validated"
 PROVENANCE_PROPERTY = "x_taxii_fed_origins"  # the node where each version was first published
 LINK_PROPERTY = "x_taxii_fed_links"  # the federation link that delivered it here, if any
 
@@ -84,7 +86,12 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
     request_timestamp = now_micros()
     objects = read_envelope(context.api_root.max_content_length)
     node = current_node()
-    verdicts = node.validator.validate(objects, context.collection.allow_custom)
+    allow_custom = context.collection.allow_custom
+    # Trusted only from a federation account, and only where this collection is no stricter than any other.
+    validated_upstream = (
+        is_federation_caller() and request.headers.get(VALIDATED_HEADER) == "stix2" and allow_custom
+    )
+    verdicts = node.validator.validate(objects, allow_custom, validated_upstream)
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     outcomes = node.storage.add_objects(context.collection.id, valid, _provenance())
     successes = [

@@ -48,8 +48,14 @@ def _describe(error: Exception) -> str:
     return text.replace("\n", " ")
 
 
-def validate_object(obj: object, position: int, allow_custom: bool) -> NewObject | Refusal:
-    """Check one envelope entry; returns what to store, or why it was refused."""
+def validate_object(
+    obj: object, position: int, allow_custom: bool, validated_upstream: bool = False
+) -> NewObject | Refusal:
+    """Check one envelope entry; returns what to store, or why it was refused.
+
+    `validated_upstream`: a federation mirror delivers objects that a taxii-federation node already checked
+    with this same function; then only the structure is checked (id, type, spec_version, version), which
+    spares every hop of a federation the full stix2 parse."""
     if not isinstance(obj, dict):
         return Refusal(None, None, f"object #{position} is not a JSON object")
     object_id = obj.get("id")
@@ -68,7 +74,10 @@ def validate_object(obj: object, position: int, allow_custom: bool) -> NewObject
             f"{object_id}: 'spec_version' must be '2.1'; this node stores STIX 2.1 only",
         )
     try:
-        stix2.parse(obj, allow_custom=allow_custom, version="2.1")
+        if not validated_upstream:
+            stix2.parse(obj, allow_custom=allow_custom, version="2.1")
+        elif obj.get("type") != object_id.partition("--")[0]:
+            raise ValueError(f"'type' {obj.get('type')!r} does not match the id")
         version = version_of(obj)
     except (stix2.exceptions.STIXError, TimestampError, ValueError, TypeError, KeyError) as error:
         hint = ""
@@ -83,8 +92,13 @@ def validate_object(obj: object, position: int, allow_custom: bool) -> NewObject
     return NewObject(id=object_id, type=obj["type"], spec_version="2.1", version=version, body=body)
 
 
-def _validate_slice(objects: list, first_position: int, allow_custom: bool) -> list[NewObject | Refusal]:
-    return [validate_object(obj, first_position + offset, allow_custom) for offset, obj in enumerate(objects)]
+def _validate_slice(
+    objects: list, first_position: int, allow_custom: bool, validated_upstream: bool = False
+) -> list[NewObject | Refusal]:
+    return [
+        validate_object(obj, first_position + offset, allow_custom, validated_upstream)
+        for offset, obj in enumerate(objects)
+    ]
 
 
 class EnvelopeValidator:
@@ -100,9 +114,11 @@ class EnvelopeValidator:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def validate(self, objects: list, allow_custom: bool) -> list[NewObject | Refusal]:
-        if self._workers < 2 or len(objects) < self.PARALLEL_FROM:
-            return _validate_slice(objects, 0, allow_custom)
+    def validate(
+        self, objects: list, allow_custom: bool, validated_upstream: bool = False
+    ) -> list[NewObject | Refusal]:
+        if validated_upstream or self._workers < 2 or len(objects) < self.PARALLEL_FROM:
+            return _validate_slice(objects, 0, allow_custom, validated_upstream)
         size = -(-len(objects) // self._workers)
         starts = range(0, len(objects), size)
         futures = [

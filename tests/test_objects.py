@@ -150,3 +150,31 @@ def test_validation_spread_over_worker_processes_gives_the_same_report(node_fact
     for field in ("total_count", "success_count", "failure_count", "successes", "failures"):
         assert reports[0][field] == reports[1][field]
     assert reports[1]["failure_count"] == 2 and reports[1]["success_count"] == 1826
+
+
+def _post_as(node, user: str, objects: list[dict], collection_id: str = COLLECTION_ID, **headers) -> dict:
+    response = node.session(user).post(
+        node.objects_url(collection_id),
+        data=json.dumps({"objects": objects}),
+        headers={"Content-Type": TAXII, **headers},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_only_a_federation_account_may_skip_validation_already_done_upstream(node):
+    indicator = next(o for o in load_bundle("oasis-examples/apt1.json") if o["type"] == "indicator")
+    bad_pattern = dict(
+        indicator, id="indicator--6f0c8b9e-0d4f-4b1a-9c3e-2a7d5e1f4b60", pattern="[not a pattern"
+    )
+    claim = {"X-TAXII-Fed-Validated": "stix2"}
+    assert _post_as(node, "cert", [bad_pattern], **claim)["failure_count"] == 1  # not a federation account
+    assert _post_as(node, "mirror", [bad_pattern])["failure_count"] == 1  # no claim made
+    assert _post_as(node, "mirror", [bad_pattern], STRICT_ID, **claim)["failure_count"] == 1  # stricter here
+    assert _post_as(node, "mirror", [bad_pattern], **claim)["success_count"] == 1
+    # The structure is still checked.
+    wrong_type = dict(indicator, id="malware--6f0c8b9e-0d4f-4b1a-9c3e-2a7d5e1f4b61")
+    no_id = {k: v for k, v in indicator.items() if k != "id"}
+    report = _post_as(node, "mirror", [wrong_type, no_id], **claim)
+    assert report["failure_count"] == 2
+    assert "does not match the id" in report["failures"][0]["message"]
