@@ -18,16 +18,18 @@ MAX_BACKOFF_SECONDS = 60.0
 
 
 def build_links(config: FederationConfig) -> list[Link]:
+    """Links into the hub first, then out of it: one pass in this order carries a publication from any
+    member to every other (what `mirror --once` relies on)."""
     hub = config.members[config.hub]
-    links = []
+    inbound, outbound = [], []
     for agreement in config.agreements:
         for name in agreement.members:
             member = config.members[name]
             if agreement.direction in ("to-hub", "both"):
-                links.append(Link(member, hub, agreement))
+                inbound.append(Link(member, hub, agreement))
             if agreement.direction in ("from-hub", "both"):
-                links.append(Link(hub, member, agreement))
-    return links
+                outbound.append(Link(hub, member, agreement))
+    return inbound + outbound
 
 
 def backoff_seconds(failures: int, base: float) -> float:

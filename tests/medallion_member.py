@@ -1,0 +1,87 @@
+"""A stock medallion 3.0 (the OASIS reference server, a project dependency) as an alliance member, on
+127.0.0.1 with its memory backend; see ../shared/PEERS.md for its quirks."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MEDALLION_MAIN = "from medallion.scripts.run import main; main()"
+
+
+class MedallionMember:
+    def __init__(self, folder: Path, port: int, collection_id: str, alias: str, users: dict[str, str]):
+        self.folder, self.port, self.users = folder, port, users
+        self.url = f"http://127.0.0.1:{port}/"
+        folder.mkdir(parents=True, exist_ok=True)
+        collection = {
+            "id": collection_id,
+            "title": f"medallion {alias}",
+            "alias": alias,
+            "can_read": True,
+            "can_write": True,
+            "media_types": ["application/stix+json;version=2.1"],
+            "objects": [],
+            "manifest": [],
+        }
+        data = {
+            "/discovery": {
+                "title": "stock medallion member",
+                "default": f"{self.url}alliance/",
+                "api_roots": [f"{self.url}alliance/"],
+            },
+            "alliance": {
+                "information": {
+                    "title": "medallion alliance root",
+                    "versions": ["application/taxii+json;version=2.1"],
+                    "max_content_length": 10 * 1024 * 1024,
+                },
+                "status": [],
+                "collections": [collection],
+            },
+        }
+        (folder / "data.json").write_text(json.dumps(data))
+        config = {
+            "backend": {
+                "module": "medallion.backends.memory_backend",
+                "module_class": "MemoryBackend",
+                "filename": str(folder / "data.json"),
+            },
+            "users": users,
+            "taxii": {"max_page_size": 100},
+        }
+        (folder / "config.json").write_text(json.dumps(config))
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "MedallionMember":
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                MEDALLION_MAIN,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                str(self.folder / "config.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"medallion exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("medallion did not start listening within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
