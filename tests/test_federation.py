@@ -274,3 +274,23 @@ def _restart_on(config, port):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_a_revocation_at_the_origin_reaches_every_member_as_a_new_version(alliance_factory):
+    alliance = alliance_factory()
+    technique = next(o for o in load_bundle("attack/ics-attack-18.1.json") if o["type"] == "attack-pattern")
+    publish(alliance, "ua", [technique])
+    alliance.federation.run_once()
+    revoked = dict(technique, revoked=True, modified="2026-01-01T00:00:00.000Z")
+    publish(alliance, "ua", [revoked])
+    alliance.federation.run_once()
+    for member in ("hub", "ro", "md"):
+        node = alliance.nodes[member]
+        latest = requests.get(
+            f"{node.url}alliance/collections/{COLLECTION_ID}/objects/{technique['id']}/",
+            auth=("soc", PASSWORDS["soc"]),
+            headers={"Accept": TAXII},
+            timeout=30,
+        ).json()["objects"]
+        assert latest == [revoked], member
+        assert len([o for o in holdings(alliance, member) if o["id"] == technique["id"]]) == 2
