@@ -222,3 +222,41 @@ SHARED_INDICATORS = {
     "max_tlp": "amber",
     "unmarked": "share",
 }
+
+
+def post_envelope(
+    base_url: str, objects: list[dict], collection_id: str = COLLECTION_ID, user: str = "cert"
+) -> dict:
+    """POST objects to a node's collection as `user`; returns the status (asserting 202)."""
+    response = requests.post(
+        f"{base_url}alliance/collections/{collection_id}/objects/",
+        data=json.dumps({"objects": objects}),
+        auth=(user, PASSWORDS[user]),
+        headers=HEADERS,
+        timeout=120,
+    )
+    assert response.status_code == 202, response.text[:500]
+    return response.json()
+
+
+def walk(
+    base_url: str, resource: str = "objects/", collection_id: str = COLLECTION_ID, **params
+) -> list[dict]:
+    """Every item of a paged resource, following `next` as a client does (always with `limit`, which
+    medallion needs alongside `next`)."""
+    items, params = [], {"limit": 100, **params}
+    for _ in range(10_000):
+        response = requests.get(
+            f"{base_url}alliance/collections/{collection_id}/{resource}",
+            params=params,
+            auth=("soc", PASSWORDS["soc"]),
+            headers={"Accept": TAXII},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text[:500]
+        body = response.json()
+        items.extend(body.get("objects", []))
+        if not body.get("more"):
+            return items
+        params["next"] = body["next"]
+    raise AssertionError("pages did not end")

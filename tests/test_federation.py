@@ -19,6 +19,8 @@ from tests.conftest import (
     STRICT_ID,
     TAXII,
     load_bundle,
+    post_envelope,
+    walk,
     write_federation_files,
 )
 
@@ -43,35 +45,14 @@ def alliance_factory(tmp_path):
 
 
 def publish(alliance, member: str, objects: list[dict], collection_id: str = COLLECTION_ID) -> dict:
-    node = alliance.nodes[member]
-    response = requests.post(
-        f"{node.url}alliance/collections/{collection_id}/objects/",
-        data=json.dumps({"objects": objects}),
-        auth=("cert", PASSWORDS["cert"]),
-        headers={"Accept": TAXII, "Content-Type": TAXII},
-        timeout=60,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()
+    return post_envelope(alliance.nodes[member].url, objects, collection_id)
 
 
 def holdings(alliance, member: str, collection_id: str = COLLECTION_ID) -> list[dict]:
-    """Every version a member holds, walking `next` as any client would."""
-    node, objects, params = alliance.nodes[member], [], {"match[version]": "all", "limit": 1000}
-    for _ in range(1000):
-        response = requests.get(
-            f"{node.url}alliance/collections/{collection_id}/objects/",
-            params=params,
-            auth=("soc", PASSWORDS["soc"]),
-            headers={"Accept": TAXII},
-            timeout=60,
-        )
-        body = response.json()
-        objects.extend(body.get("objects", []))
-        if not body["more"]:
-            return objects
-        params["next"] = body["next"]
-    raise AssertionError("pages did not end")
+    """Every version a member holds."""
+    return walk(
+        alliance.nodes[member].url, collection_id=collection_id, limit=1000, **{"match[version]": "all"}
+    )
 
 
 def _key(obj: dict) -> tuple:

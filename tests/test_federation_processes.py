@@ -1,7 +1,6 @@
 """The federation as an operator runs it: `taxii-fed federation up`, `federation status`, `mirror`, with the
 mirror as a real process that is SIGKILLed while objects flow."""
 
-import json
 import random
 import signal
 import subprocess
@@ -10,53 +9,28 @@ import time
 import uuid
 
 import pytest
-import requests
 import yaml
 
 from clients.alliance import start_alliance
 from clients.federation_config import load_federation_config
 from tests.conftest import (
-    COLLECTION_ID,
-    PASSWORDS,
     SHARED_INDICATORS,
-    TAXII,
     load_bundle,
+    post_envelope,
+    walk,
     write_federation_files,
 )
 
 CLI = [sys.executable, "-m", "server.cli"]
 
 
-def _objects_url(base_url: str) -> str:
-    return f"{base_url}alliance/collections/{COLLECTION_ID}/objects/"
-
-
 def _post(base_url: str, objects: list[dict]) -> None:
-    response = requests.post(
-        _objects_url(base_url),
-        data=json.dumps({"objects": objects}),
-        auth=("cert", PASSWORDS["cert"]),
-        headers={"Accept": TAXII, "Content-Type": TAXII},
-        timeout=120,
-    )
-    assert response.status_code == 202 and response.json()["failure_count"] == 0, response.text[:300]
+    assert post_envelope(base_url, objects)["failure_count"] == 0
 
 
 def _manifest_keys(base_url: str) -> list[tuple[str, str]]:
-    keys, params = [], {"match[version]": "all", "limit": 1000}
-    for _ in range(1000):
-        body = requests.get(
-            f"{base_url}alliance/collections/{COLLECTION_ID}/manifest/",
-            params=params,
-            auth=("soc", PASSWORDS["soc"]),
-            headers={"Accept": TAXII},
-            timeout=60,
-        ).json()
-        keys.extend((record["id"], record["version"]) for record in body.get("objects", []))
-        if not body["more"]:
-            return keys
-        params["next"] = body["next"]
-    raise AssertionError("pages did not end")
+    records = walk(base_url, "manifest/", limit=1000, **{"match[version]": "all"})
+    return [(record["id"], record["version"]) for record in records]
 
 
 def test_federation_up_status_and_mirror_once_from_the_command_line(tmp_path):
