@@ -1,6 +1,7 @@
 """Running a node on cheroot, a production multi-threaded WSGI server with TLS (not Flask's dev server)."""
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass, field
 
@@ -66,6 +67,10 @@ def start_node(config: NodeConfig, host: str | None = None, port: int | None = N
     return RunningNode(config, app, server, thread)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_forever(config: NodeConfig, host: str | None = None, port: int | None = None) -> None:
     app = create_app(config)
     server = build_server(config, app, host, port)
@@ -73,6 +78,8 @@ def serve_forever(config: NodeConfig, host: str | None = None, port: int | None 
     scheme = "https" if config.tls else "http"
     log.info("node %s serving TAXII 2.1 at %s://%s:%s/taxii2/", config.name, scheme, *server.bind_addr[:2])
     print(f"node {config.name}: {scheme}://{server.bind_addr[0]}:{server.bind_addr[1]}/taxii2/", flush=True)
+    # SIGTERM (systemd, `kill`, process managers) stops the node as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve()
     except KeyboardInterrupt:

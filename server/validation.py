@@ -7,8 +7,10 @@ neighbours, and each refusal carries a message a CERT analyst can act on.
 import json
 import logging
 import multiprocessing
+import os
 import re
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -101,6 +103,17 @@ def _validate_slice(
     ]
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Runs in each worker: a server killed without ceremony (SIGKILL, OOM) must not leave workers behind."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 class EnvelopeValidator:
     """Validates the objects of an envelope, spreading large envelopes over worker processes.
 
@@ -137,7 +150,10 @@ class EnvelopeValidator:
             if self._pool is None:
                 # spawn, not fork: the server is multi-threaded and a forked child could inherit held locks.
                 self._pool = ProcessPoolExecutor(
-                    self._workers, mp_context=multiprocessing.get_context("spawn")
+                    self._workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 

@@ -2,6 +2,7 @@
 
 import datetime
 import ipaddress
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server
 
 from server.auth import verify_password
-from tests.conftest import PASSWORDS, free_port, write_node_files
+from tests.conftest import PASSWORDS, free_port, load_bundle, post_envelope, write_node_files
 
 CLI = [sys.executable, "-m", "server.cli"]
 
@@ -126,3 +127,37 @@ def test_users_hash_prints_a_hash_that_verifies():
     assert password_hash.startswith("scrypt$")
     assert verify_password("s3cret-pass", password_hash)
     assert not verify_password("other", password_hash)
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_node_leaves_no_validation_workers_behind(tmp_path, stop_signal):
+    config_path = write_node_files(tmp_path, validation_workers=2)
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--config", str(config_path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _wait_until_listening(port, process)
+    objects = load_bundle("attack/ics-attack-18.1.json")  # large enough for the worker pool
+    assert post_envelope(f"http://127.0.0.1:{port}/", objects)["success_count"] == len(objects)
+    workers = _children(process.pid)
+    assert len(workers) >= 2
+    process.send_signal(stop_signal)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
