@@ -5,6 +5,7 @@ half-written: a failure of storage itself leaves the collection as it was and an
 """
 
 import json
+import logging
 import uuid
 
 from flask import request
@@ -12,9 +13,11 @@ from flask import request
 from server.errors import TaxiiError
 from server.media import is_taxii_content
 from server.node import CollectionContext, current_node, current_user
-from server.storage.base import NewObject, Provenance, StatusRecord
+from server.storage.base import NewObject, PartialWriteError, Provenance, StatusRecord
 from server.timestamps import format_micros, now_micros
 from server.validation import Refusal
+
+log = logging.getLogger(__name__)
 
 # A mirror (a user with the 'federation' role) states where the objects it posts came from, and asks
 # where the objects it reads came from; standard clients never see either (TAXII 2.1 lets a
@@ -93,7 +96,12 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
     )
     verdicts = node.validator.validate(objects, allow_custom, validated_upstream)
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
-    outcomes = node.storage.add_objects(context.collection.id, valid, _provenance())
+    try:
+        outcomes, lost = node.storage.add_objects(context.collection.id, valid, _provenance()), []
+    except PartialWriteError as error:
+        log.exception("storage failed part way through an envelope")
+        outcomes = [o for o in error.outcomes if not o.stored or (o.id, o.version) in error.stored]
+        lost = [o for o in error.outcomes if o.stored and (o.id, o.version) not in error.stored]
     successes = [
         {
             "id": outcome.id,
@@ -103,6 +111,13 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
         for outcome in outcomes
     ]
     failures = [
+        {
+            "id": o.id,
+            "version": format_micros(o.version),
+            "message": "not stored: the storage failed; post again",
+        }
+        for o in lost
+    ] + [
         {"id": verdict.id or "", "version": verdict.version or "", "message": verdict.message}
         for verdict in verdicts
         if isinstance(verdict, Refusal)

@@ -15,6 +15,7 @@ import yaml
 from server.auth import hash_password
 from server.config import load_node_config
 from server.serve import RunningNode, start_node
+from tests.mongodb_server import MongoTestServer
 
 DATA = Path(__file__).parent / "data"
 TAXII = "application/taxii+json;version=2.1"
@@ -47,6 +48,7 @@ def write_node_files(
     max_content_length: int = 10 * 1024 * 1024,
     max_page_size: int = 1000,
     validation_workers: int = 0,
+    storage_url: str | None = None,
 ) -> Path:
     catalogue = {
         "default_api_root": "alliance",
@@ -78,7 +80,7 @@ def write_node_files(
     config = {
         "node": {"name": name, "title": f"Test node {name}"},
         "listen": {"host": "127.0.0.1", "port": 0},
-        "storage": f"sqlite:{folder / 'node.db'}",
+        "storage": storage_url or f"sqlite:{folder / 'node.db'}",
         "catalogue": "catalogue.yaml",
         "max_page_size": max_page_size,
         "threads": 12,
@@ -158,11 +160,27 @@ class NodeHandle:
         self.running.stop()
 
 
+@pytest.fixture(scope="session")
+def mongodb_server(tmp_path_factory) -> Iterator[MongoTestServer]:
+    server = MongoTestServer(tmp_path_factory.mktemp("secantusdb"), free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def storage_url(request, tmp_path) -> str:
+    """Every test that asks for a node or a backend runs once per storage backend."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / f'node-{uuid.uuid4().hex[:8]}.db'}"
+    return request.getfixturevalue("mongodb_server").url(f"taxii_{uuid.uuid4().hex[:12]}")
+
+
 @pytest.fixture
-def node_factory(tmp_path: Path) -> Iterator:
+def node_factory(tmp_path: Path, storage_url: str) -> Iterator:
     started: list[NodeHandle] = []
 
     def start(name: str = "test", **options) -> NodeHandle:
+        options.setdefault("storage_url", storage_url if not started else _second_storage(storage_url, name))
         config_path = write_node_files(tmp_path / f"{name}-{uuid.uuid4().hex[:6]}", name, **options)
         handle = NodeHandle(start_node(load_node_config(config_path)), config_path)
         started.append(handle)
@@ -171,6 +189,14 @@ def node_factory(tmp_path: Path) -> Iterator:
     yield start
     for handle in started:
         handle.stop()
+
+
+def _second_storage(storage_url: str, name: str) -> str:
+    """Another node of the same test gets its own file or database on the same backend."""
+    suffix = uuid.uuid4().hex[:8]
+    if storage_url.startswith("sqlite:"):
+        return f"{storage_url[:-3]}-{name}-{suffix}.db"
+    return f"{storage_url}_{suffix}"
 
 
 @pytest.fixture

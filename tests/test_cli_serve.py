@@ -141,7 +141,7 @@ def _children(pid: int) -> set[int]:
     return children
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_stopped_node_leaves_no_validation_workers_behind(tmp_path, stop_signal):
     config_path = write_node_files(tmp_path, validation_workers=2)
     port = free_port()

@@ -27,9 +27,9 @@ def _new_id() -> str:
     return f"indicator--{uuid.uuid4()}"
 
 
-@pytest.fixture(params=["sqlite"])
-def storage(request, tmp_path):
-    backend = open_storage(f"sqlite:{tmp_path / 'node.db'}")
+@pytest.fixture
+def storage(storage_url):
+    backend = open_storage(storage_url)
     yield backend
     backend.close()
 
@@ -116,9 +116,9 @@ def _write_batches(url: str, worker: int, batches: int) -> None:
     backend.close()
 
 
-def test_several_processes_writing_one_file_keep_date_added_unique_and_ordered(tmp_path):
-    url = f"sqlite:{tmp_path / 'shared.db'}"
-    open_storage(url).close()
+def test_several_processes_writing_one_store_keep_date_added_unique_and_ordered(storage_url):
+    url = storage_url
+    open_storage(url).close()  # creates the schema or indexes once, before the writers race
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_write_batches, args=(url, worker, 12)) for worker in range(3)]
     for process in workers:

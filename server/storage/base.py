@@ -89,6 +89,59 @@ class StatusRecord:
         return "pending" if self.pendings else "complete"
 
 
+class PartialWriteError(RuntimeError):
+    """A backend without transactions failed part way through an envelope; `stored` names exactly the
+    (id, version) pairs that went in, so the status can say so."""
+
+    def __init__(self, outcomes: list[WriteOutcome], stored: set[tuple[str, int]]):
+        super().__init__(f"the storage failed after {len(stored)} new versions of an envelope")
+        self.outcomes, self.stored = outcomes, stored
+
+
+@dataclass(frozen=True)
+class PlannedVersion:
+    """A version to insert, with its date_added and whether it alone is both first and last of its id."""
+
+    object: NewObject
+    version: int
+    date_added: int
+    only_version: bool
+
+
+@dataclass
+class WritePlan:
+    versions: list[PlannedVersion]
+    outcomes: list[WriteOutcome]
+    ids_to_reflag: set[str]  # ids that now have several versions: first/last must be recomputed
+
+    @property
+    def last_date_added(self) -> int | None:
+        return self.versions[-1].date_added if self.versions else None
+
+
+def plan_write(objects: list[NewObject], existing: dict[str, set[int]], first_date_added: int) -> WritePlan:
+    """Decide, for every backend alike, which versions are new and which date_added each gets.
+
+    `existing` maps each id to its stored versions. Consecutive date_added values from `first_date_added`
+    keep every object of a POST distinct and in envelope order."""
+    plan = WritePlan([], [], set())
+    date_added = first_date_added
+    for obj in objects:
+        versions = existing.setdefault(obj.id, set())
+        # An object without modified/created has a single version (TAXII 2.1 §3.4.3).
+        version = obj.version if obj.version is not None else next(iter(versions), date_added)
+        if version in versions:
+            plan.outcomes.append(WriteOutcome(obj.id, version, stored=False))
+            continue
+        if versions:
+            plan.ids_to_reflag.add(obj.id)
+        plan.versions.append(PlannedVersion(obj, version, date_added, only_version=not versions))
+        plan.outcomes.append(WriteOutcome(obj.id, version, stored=True))
+        versions.add(version)
+        date_added += 1
+    return plan
+
+
 class Storage(ABC):
     @abstractmethod
     def add_objects(

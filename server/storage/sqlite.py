@@ -24,6 +24,7 @@ from server.storage.base import (
     Storage,
     StoredVersion,
     WriteOutcome,
+    plan_write,
 )
 from server.timestamps import now_micros
 
@@ -115,39 +116,23 @@ class SqliteStorage(Storage):
         provenance: Provenance,
     ) -> list[WriteOutcome]:
         existing = self._existing_versions(connection, collection_id, sorted({obj.id for obj in objects}))
-        date_added = self._next_date_added(connection, collection_id)
-        outcomes: list[WriteOutcome] = []
-        rows = []
-        ids_to_reflag: set[str] = set()
-        for obj in objects:
-            versions = existing.setdefault(obj.id, {})
-            # An object without modified/created has a single version (TAXII 2.1 §3.4.3).
-            version = obj.version if obj.version is not None else next(iter(versions), date_added)
-            if version in versions:
-                outcomes.append(WriteOutcome(obj.id, version, stored=False))
-                continue
-            single_new_version = not versions
-            versions[version] = True
-            flag = 1 if single_new_version else 0
-            if not single_new_version:
-                ids_to_reflag.add(obj.id)
-            rows.append(
-                (
-                    collection_id,
-                    date_added,
-                    obj.id,
-                    version,
-                    obj.type,
-                    obj.spec_version,
-                    flag,
-                    flag,
-                    provenance.origin_node,
-                    provenance.link,
-                    obj.body,
-                )
+        plan = plan_write(objects, existing, self._next_date_added(connection, collection_id))
+        rows = [
+            (
+                collection_id,
+                planned.date_added,
+                planned.object.id,
+                planned.version,
+                planned.object.type,
+                planned.object.spec_version,
+                int(planned.only_version),
+                int(planned.only_version),
+                provenance.origin_node,
+                provenance.link,
+                planned.object.body,
             )
-            outcomes.append(WriteOutcome(obj.id, version, stored=True))
-            date_added += 1
+            for planned in plan.versions
+        ]
         if rows:
             connection.executemany(
                 "INSERT INTO objects (collection_id, date_added, id, version, type, spec_version, is_first,"
@@ -157,22 +142,22 @@ class SqliteStorage(Storage):
             connection.execute(
                 "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?)"
                 " ON CONFLICT (collection_id) DO UPDATE SET last_date_added = excluded.last_date_added",
-                (collection_id, date_added - 1),
+                (collection_id, plan.last_date_added),
             )
-        self._reflag(connection, collection_id, sorted(ids_to_reflag))
-        return outcomes
+        self._reflag(connection, collection_id, sorted(plan.ids_to_reflag))
+        return plan.outcomes
 
     @staticmethod
     def _existing_versions(
         connection: sqlite3.Connection, collection_id: str, ids: list[str]
-    ) -> dict[str, dict[int, bool]]:
-        existing: dict[str, dict[int, bool]] = {}
+    ) -> dict[str, set[int]]:
+        existing: dict[str, set[int]] = {}
         for chunk in _chunks(ids):
             for object_id, version in connection.execute(
                 f"SELECT id, version FROM objects WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
                 [collection_id, *chunk],
             ):
-                existing.setdefault(object_id, {})[version] = True
+                existing.setdefault(object_id, set()).add(version)
         return existing
 
     @staticmethod

@@ -1,0 +1,314 @@
+"""The MongoDB backend (pymongo), for nodes that outgrow one machine: a replica set for availability, a
+sharded cluster for size. It behaves exactly like the SQLite backend; the same test suites run on both.
+
+Documents (database from the URL, default `taxii`):
+- `objects`: one per stored version: collection_id, date_added, id, version, type, spec_version, is_first,
+  is_last, origin_node, link, body (the object's JSON text, served as stored).
+- `clocks`: per collection, the last date_added ever assigned.
+- `write_locks`: per collection, the lease of the writer assigning date_added.
+- `status`: status resources.
+
+Indexes (created at start, see `_INDEXES`): every page read is one index range that stops after
+`limit + 1` documents, at any collection size; (collection_id, id, version) is unique, so a version is
+stored once even if two writers race.
+
+date_added must increase in commit order even with several server processes writing, or an `added_after`
+poller could pass over an object committed late with a smaller date_added. Writers of one collection
+therefore take a lease (a document in `write_locks`), assign date_added after the last one, insert, and
+release. Where the deployment supports transactions (replica sets, sharded clusters) the inserts of an
+envelope commit together; on a standalone server they are inserted in order and a failure reports exactly
+which objects were stored.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
+from server.storage.base import (
+    VERSION_ALL,
+    VERSION_FIRST,
+    VERSION_LAST,
+    NewObject,
+    ObjectQuery,
+    Page,
+    PartialWriteError,
+    Provenance,
+    StatusRecord,
+    Storage,
+    StoredVersion,
+    WriteOutcome,
+    plan_write,
+)
+from server.timestamps import now_micros
+
+_INDEXES = {
+    "objects": [
+        ([("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
+        ([("collection_id", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)], {"unique": True}),
+        ([("collection_id", ASCENDING), ("is_last", ASCENDING), ("date_added", ASCENDING)], {}),
+        ([("collection_id", ASCENDING), ("type", ASCENDING), ("date_added", ASCENDING)], {}),
+        (
+            [
+                ("collection_id", ASCENDING),
+                ("type", ASCENDING),
+                ("is_last", ASCENDING),
+                ("date_added", ASCENDING),
+            ],
+            {},
+        ),
+    ],
+    "status": [([("created", ASCENDING)], {})],
+}
+_LEASE_SECONDS = 120  # far longer than writing the largest envelope a node accepts
+_FIELDS = ("id", "type", "spec_version", "version", "date_added", "body", "origin_node", "link")
+_PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0}
+
+
+class WriteLockTimeout(RuntimeError):
+    """Another writer held a collection's lease for too long."""
+
+
+class MongoStorage(Storage):
+    def __init__(self, url: str):
+        self.client = MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+        self.db = self.client[urlsplit(url).path.strip("/") or "taxii"]
+        for collection, indexes in _INDEXES.items():
+            for keys, options in indexes:
+                self.db[collection].create_index(keys, **options)
+        self._transactions = self._supports_transactions()
+
+    def _supports_transactions(self) -> bool:
+        hello = self.client.admin.command("hello")
+        return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def add_objects(
+        self, collection_id: str, objects: list[NewObject], provenance: Provenance
+    ) -> list[WriteOutcome]:
+        with _CollectionLease(self.db, collection_id):
+            existing = self._existing_versions(collection_id, sorted({obj.id for obj in objects}))
+            clock = self.db.clocks.find_one({"_id": collection_id}) or {"last": 0}
+            plan = plan_write(objects, existing, max(now_micros(), clock["last"] + 1))
+            documents = [
+                {
+                    "collection_id": collection_id,
+                    "date_added": planned.date_added,
+                    "id": planned.object.id,
+                    "version": planned.version,
+                    "type": planned.object.type,
+                    "spec_version": planned.object.spec_version,
+                    "is_first": planned.only_version,
+                    "is_last": planned.only_version,
+                    "origin_node": provenance.origin_node,
+                    "link": provenance.link,
+                    "body": planned.object.body,
+                }
+                for planned in plan.versions
+            ]
+
+            def write(session) -> None:
+                if documents:
+                    self.db.objects.insert_many(documents, ordered=True, session=session)
+                    self.db.clocks.update_one(
+                        {"_id": collection_id},
+                        {"$max": {"last": plan.last_date_added}},
+                        upsert=True,
+                        session=session,
+                    )
+                self._reflag(collection_id, sorted(plan.ids_to_reflag), session)
+
+            try:
+                self._in_transaction(write)
+            except BulkWriteError as error:
+                # Only reachable without transactions: the first nInserted documents are in.
+                stored = {(d["id"], d["version"]) for d in documents[: error.details.get("nInserted", 0)]}
+                raise PartialWriteError(plan.outcomes, stored) from error
+        return plan.outcomes
+
+    def _in_transaction(self, work: Callable) -> None:
+        if not self._transactions:
+            work(None)
+            return
+        with self.client.start_session() as session:
+            session.with_transaction(work)
+
+    def _existing_versions(self, collection_id: str, ids: list[str]) -> dict[str, set[int]]:
+        existing: dict[str, set[int]] = {}
+        for start in range(0, len(ids), 1000):
+            cursor = self.db.objects.find(
+                {"collection_id": collection_id, "id": {"$in": ids[start : start + 1000]}},
+                {"id": 1, "version": 1, "_id": 0},
+            )
+            for document in cursor:
+                existing.setdefault(document["id"], set()).add(document["version"])
+        return existing
+
+    def _reflag(self, collection_id: str, ids: list[str], session=None) -> None:
+        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        for object_id in ids:
+            versions = [
+                d["version"]
+                for d in self.db.objects.find(
+                    {"collection_id": collection_id, "id": object_id}, {"version": 1}, session=session
+                )
+            ]
+            if not versions:
+                continue
+            first, last = min(versions), max(versions)
+            self.db.objects.update_many(
+                {"collection_id": collection_id, "id": object_id},
+                [
+                    {
+                        "$set": {
+                            "is_first": {"$eq": ["$version", first]},
+                            "is_last": {"$eq": ["$version", last]},
+                        }
+                    }
+                ],
+                session=session,
+            )
+
+    def delete_object(
+        self,
+        collection_id: str,
+        object_id: str,
+        versions: tuple[str | int, ...],
+        spec_versions: tuple[str, ...],
+    ) -> int:
+        selector = {"collection_id": collection_id, "id": object_id}
+        _add_version_filter(selector, versions)
+        if spec_versions:
+            selector["spec_version"] = {"$in": list(spec_versions)}
+        with _CollectionLease(self.db, collection_id):
+            deleted = self.db.objects.delete_many(selector).deleted_count
+            self._reflag(collection_id, [object_id])
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def query(self, query: ObjectQuery) -> Page:
+        if len(query.types) > 1:
+            # One ordered index range per type, merged, as in the SQLite backend.
+            ranges = [self._select(query, (object_type,)) for object_type in query.types]
+            documents = sorted((d for r in ranges for d in r), key=lambda d: d["date_added"])[
+                : query.limit + 1
+            ]
+        else:
+            documents = self._select(query, query.types)
+        items = [
+            StoredVersion(*(document.get(name) for name in _FIELDS)) for document in documents[: query.limit]
+        ]
+        return Page(items, more=len(documents) > query.limit)
+
+    def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> list[dict]:
+        selector: dict = {"collection_id": query.collection_id}
+        if query.ids:
+            selector["id"] = {"$in": list(query.ids)}
+        if types:
+            selector["type"] = types[0] if len(types) == 1 else {"$in": list(types)}
+        _add_version_filter(selector, query.versions)
+        if query.spec_versions:
+            selector["spec_version"] = {"$in": list(query.spec_versions)}
+        lower = max((b for b in (query.added_after, query.after) if b is not None), default=None)
+        if lower is not None:
+            selector["date_added"] = {"$gt": lower}
+        cursor = (
+            self.db.objects.find(selector, _PROJECTION).sort("date_added", ASCENDING).limit(query.limit + 1)
+        )
+        return list(cursor)
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        document = {
+            "_id": status.id,
+            "created": status.request_timestamp,
+            "api_root": status.api_root,
+            "collection_id": status.collection_id,
+            "total_count": status.total_count,
+            "body": json.dumps(
+                {"successes": status.successes, "failures": status.failures, "pendings": status.pendings}
+            ),
+        }
+        self.db.status.replace_one({"_id": status.id}, document, upsert=True)
+        self.db.status.delete_many({"created": {"$lt": now_micros() - retention_micros}})
+
+    def get_status(self, status_id: str) -> StatusRecord | None:
+        document = self.db.status.find_one({"_id": status_id})
+        if document is None:
+            return None
+        return StatusRecord(
+            id=status_id,
+            api_root=document["api_root"],
+            collection_id=document["collection_id"],
+            request_timestamp=document["created"],
+            total_count=document["total_count"],
+            **json.loads(document["body"]),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _CollectionLease:
+    """Exclusive right to assign date_added in one collection, across processes and machines."""
+
+    def __init__(self, db, collection_id: str, wait_seconds: float = 60):
+        self.db, self.collection_id, self.wait_seconds = db, collection_id, wait_seconds
+        self.owner = str(uuid.uuid4())
+
+    def __enter__(self) -> "_CollectionLease":
+        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.001
+        while True:
+            now = time.time()
+            try:
+                taken = self.db.write_locks.find_one_and_update(
+                    # Our own id too: a grant that reached the server but whose answer was lost is still ours.
+                    {
+                        "_id": self.collection_id,
+                        "$or": [{"owner": None}, {"owner": self.owner}, {"expires": {"$lt": now}}],
+                    },
+                    {"$set": {"owner": self.owner, "expires": now + _LEASE_SECONDS}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                if taken and taken.get("owner") == self.owner:
+                    return self
+            except (DuplicateKeyError, OperationFailure):
+                pass  # held by another writer (the upsert collided with the existing lease)
+            if time.monotonic() > deadline:
+                raise WriteLockTimeout(
+                    f"collection {self.collection_id}: another writer held the write lease "
+                    f"for over {self.wait_seconds:.0f} s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.db.write_locks.update_one(
+            {"_id": self.collection_id, "owner": self.owner}, {"$set": {"owner": None}}
+        )
+
+
+def _add_version_filter(selector: dict, versions: tuple[str | int, ...]) -> None:
+    if not versions or VERSION_ALL in versions:
+        return
+    alternatives: list[dict] = []
+    if VERSION_LAST in versions:
+        alternatives.append({"is_last": True})
+    if VERSION_FIRST in versions:
+        alternatives.append({"is_first": True})
+    timestamps = [value for value in versions if isinstance(value, int)]
+    if timestamps:
+        alternatives.append({"version": {"$in": timestamps}})
+    if len(alternatives) == 1:
+        selector.update(alternatives[0])
+    else:
+        selector["$or"] = alternatives
