@@ -163,5 +163,42 @@ def mirror(config_path: str, once: bool) -> None:
     running.stop()
 
 
+@main.group()
+def storage() -> None:
+    """Move a node's data between storage backends."""
+
+
+@storage.command("copy")
+@click.option("--from", "source_url", required=True, help="Source store: sqlite:PATH or a mongodb:// URL.")
+@click.option(
+    "--to", "destination_url", required=True, help="Destination store, empty or from an earlier copy."
+)
+def storage_copy(source_url: str, destination_url: str) -> None:
+    """Copy every object version (date_added and provenance kept) and status resource; safe to re-run."""
+    from server.storage import open_storage
+    from server.storage.copy import copy_storage
+
+    copied = 0
+
+    def progress(collection_id: str, count: int) -> None:
+        nonlocal copied
+        copied += count
+        if sys.stderr.isatty():
+            click.echo(f"\rcopying collection {collection_id}: {copied} versions", nl=False, err=True)
+
+    source, destination = open_storage(source_url), open_storage(destination_url)
+    try:
+        report = copy_storage(source, destination, progress)
+        if sys.stderr.isatty():
+            click.echo(err=True)
+    finally:
+        source.close()
+        destination.close()
+    click.echo(
+        f"copied {report.collections} collections: {report.versions_read} versions read, "
+        f"{report.versions_written} written (the rest were already there), {report.statuses} status resources"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -172,4 +172,17 @@ class Storage(ABC):
     def get_status(self, status_id: str) -> StatusRecord | None: ...
 
     @abstractmethod
+    def collection_ids(self) -> list[str]:
+        """Every collection that holds at least one object."""
+
+    @abstractmethod
+    def import_versions(self, collection_id: str, versions: list[StoredVersion]) -> int:
+        """Store versions exactly as another store held them (date_added and provenance included), skipping
+        those present; returns how many were new. For moving a node between backends."""
+
+    @abstractmethod
+    def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        """Status resources in id order after `after_id`, for copying."""
+
+    @abstractmethod
     def close(self) -> None: ...

@@ -241,16 +241,62 @@ class MongoStorage(Storage):
 
     def get_status(self, status_id: str) -> StatusRecord | None:
         document = self.db.status.find_one({"_id": status_id})
-        if document is None:
-            return None
+        return self._status_record(document) if document else None
+
+    @staticmethod
+    def _status_record(document: dict) -> StatusRecord:
         return StatusRecord(
-            id=status_id,
+            id=document["_id"],
             api_root=document["api_root"],
             collection_id=document["collection_id"],
             request_timestamp=document["created"],
             total_count=document["total_count"],
             **json.loads(document["body"]),
         )
+
+    def collection_ids(self) -> list[str]:
+        return sorted(document["_id"] for document in self.db.clocks.find({}, {"_id": 1}))
+
+    def import_versions(self, collection_id: str, versions: list[StoredVersion]) -> int:
+        if not versions:
+            return 0
+        with _CollectionLease(self.db, collection_id):
+            existing = self._existing_versions(collection_id, sorted({v.id for v in versions}))
+            documents = [
+                {
+                    "collection_id": collection_id,
+                    "date_added": v.date_added,
+                    "id": v.id,
+                    "version": v.version,
+                    "type": v.type,
+                    "spec_version": v.spec_version,
+                    "is_first": False,
+                    "is_last": False,
+                    "origin_node": v.origin_node,
+                    "link": v.link,
+                    "body": v.body,
+                }
+                for v in versions
+                if v.version not in existing.get(v.id, set())
+            ]
+
+            def write(session) -> None:
+                if documents:
+                    self.db.objects.insert_many(documents, ordered=True, session=session)
+                self.db.clocks.update_one(
+                    {"_id": collection_id},
+                    {"$max": {"last": max(v.date_added for v in versions)}},
+                    upsert=True,
+                    session=session,
+                )
+                self._reflag(collection_id, sorted({v.id for v in versions}), session)
+
+            self._in_transaction(write)
+        return len(documents)
+
+    def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        cursor = self.db.status.find({"_id": {"$gt": after_id or ""}}).sort("_id", ASCENDING).limit(limit)
+        return [self._status_record(document) for document in cursor]
 
     def close(self) -> None:
         self.client.close()

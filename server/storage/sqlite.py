@@ -269,6 +269,54 @@ class SqliteStorage(Storage):
             return None
         return StatusRecord(id=status_id, **json.loads(row[0]))
 
+    def collection_ids(self) -> list[str]:
+        rows = self._connection().execute("SELECT collection_id FROM collection_clock ORDER BY collection_id")
+        return [row[0] for row in rows]
+
+    def import_versions(self, collection_id: str, versions: list[StoredVersion]) -> int:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            before = connection.total_changes
+            connection.executemany(
+                "INSERT OR IGNORE INTO objects (collection_id, date_added, id, version, type, spec_version,"
+                " is_first, is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,0,0,?,?,?)",
+                [
+                    (
+                        collection_id,
+                        v.date_added,
+                        v.id,
+                        v.version,
+                        v.type,
+                        v.spec_version,
+                        v.origin_node,
+                        v.link,
+                        v.body,
+                    )
+                    for v in versions
+                ],
+            )
+            inserted = connection.total_changes - before
+            if versions:
+                connection.execute(
+                    "INSERT INTO collection_clock (collection_id, last_date_added) VALUES (?, ?)"
+                    " ON CONFLICT (collection_id) DO UPDATE SET"
+                    " last_date_added = MAX(last_date_added, excluded.last_date_added)",
+                    (collection_id, max(v.date_added for v in versions)),
+                )
+            self._reflag(connection, collection_id, sorted({v.id for v in versions}))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
+        rows = self._connection().execute(
+            "SELECT id, body FROM status WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", limit)
+        )
+        return [StatusRecord(id=status_id, **json.loads(body)) for status_id, body in rows]
+
     def close(self) -> None:
         with self._connections_lock:
             for connection in self._connections:
