@@ -200,5 +200,40 @@ def storage_copy(source_url: str, destination_url: str) -> None:
     )
 
 
+@storage.command("import-medallion")
+@click.argument("data_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--to", "destination_url", required=True, help="The node's store: sqlite:PATH or a mongodb:// URL."
+)
+@click.option(
+    "--catalogue",
+    "catalogue_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the collection catalogue that serves the imported collections.",
+)
+def storage_import_medallion(data_file: str, destination_url: str, catalogue_path: str) -> None:
+    """Load a medallion memory-backend data file (objects, manifests, status) into a node's store."""
+    from pathlib import Path
+
+    from server.storage import open_storage
+    from server.storage.medallion_import import import_medallion, write_catalogue
+
+    destination = open_storage(destination_url)
+    try:
+        report = import_medallion(Path(data_file), destination)
+    except (KeyError, TypeError, ValueError) as error:
+        raise click.ClickException(
+            f"{data_file}: not a medallion data file this can read ({error!r})"
+        ) from None
+    finally:
+        destination.close()
+    write_catalogue(report.catalogue, Path(catalogue_path))
+    click.echo(
+        f"imported {len(report.collections)} collections: {report.versions} versions "
+        f"({report.written} new), {report.statuses} status resources; catalogue in {catalogue_path}"
+    )
+
+
 if __name__ == "__main__":
     main()
