@@ -3,7 +3,7 @@ date_added headers, post envelopes and wait for their status. Built on taxii2-cl
 paging lives here and only here on the client side."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import requests
@@ -69,19 +69,20 @@ class RemoteCollection:
             self._conn.session.trust_env = False
         self.url: str | None = None
         self.max_content_length = 0
+        self.can_write = False
 
     def connect(self) -> None:
-        """Find the agreed collection by alias and learn the API root's max_content_length."""
+        """Find the collection by alias or id and learn the API root's max_content_length."""
         if self.url:
             return
         try:
             api_root = ApiRoot(self.member.api_root_url, conn=self._conn)
             collections = api_root.collections
             self.max_content_length = api_root.max_content_length
+        except requests.HTTPError as error:
+            raise self._http_error("GET", self.member.api_root_url, error.response) from None
         except (requests.RequestException, TAXIIServiceException) as error:
-            raise RemoteError(
-                f"{self.member.name}: cannot read API root {self.member.api_root_url}: {error}"
-            ) from None
+            raise self._unreachable(self.member.api_root_url, error) from None
         match = next((c for c in collections if self.alias in (c.alias, c.id)), None)
         if match is None:
             raise RemoteError(
@@ -89,22 +90,44 @@ class RemoteCollection:
                 f"'{self.member.user}' no collection '{self.alias}'; check its catalogue and grants"
             )
         self.url = match.url
+        self.can_write = match.can_write
 
     def _request(self, method: str, url: str, **options) -> requests.Response:
         try:
             response = self._conn.session.request(method, url, timeout=self.timeout, **options)
         except requests.RequestException as error:
-            raise RemoteError(f"{self.member.name}: {method} {url} failed: {error}") from None
+            raise self._unreachable(url, error) from None
         if response.status_code >= 400:
-            raise RemoteError(
-                f"{self.member.name}: {method} {url} answered {response.status_code}: {response.text[:300]}"
-            )
+            raise self._http_error(method, url, response)
         return response
 
-    def pages(self, added_after: str | None, page_size: int) -> Iterator[SourcePage]:
-        """Every version added after `added_after`, in date_added order, following `next`."""
+    def _unreachable(self, url: str, error: Exception) -> RemoteError:
+        reason = "connection refused" if isinstance(error, requests.ConnectionError) else str(error)
+        if isinstance(error, requests.exceptions.SSLError):
+            reason = f"TLS verification failed ({error}); pass the node's CA with --ca-bundle"
+        return RemoteError(f"{self.member.name}: cannot reach {url}: {reason}")
+
+    def _http_error(self, method: str, url: str, response: requests.Response | None) -> RemoteError:
+        if response is None:
+            return RemoteError(f"{self.member.name}: {method} {url} failed")
+        try:
+            detail = response.json().get("description") or response.json().get("title")
+        except ValueError:
+            detail = response.text[:200]
+        if response.status_code == 401:
+            return RemoteError(
+                f"{self.member.name}: the node refused the credentials of user '{self.member.user}' (401)"
+            )
+        return RemoteError(f"{self.member.name}: {method} {url} answered {response.status_code}: {detail}")
+
+    def pages(
+        self, added_after: str | None, page_size: int, types: tuple[str, ...] = ()
+    ) -> Iterator[SourcePage]:
+        """Every version added after `added_after` (of `types`, if given), in date_added order, by `next`."""
         self.connect()
         params: dict = {"limit": page_size, "match[version]": "all"}
+        if types:
+            params["match[type]"] = ",".join(types)
         if added_after:
             params["added_after"] = added_after
         headers = {"Accept": TAXII, PROVENANCE_HEADER: "include"}
@@ -145,10 +168,16 @@ class RemoteCollection:
         return objects[0] if objects else None
 
     def post(
-        self, objects: list[dict], origin: str, link: str, validated_upstream: bool = False
+        self,
+        objects: list[dict],
+        origin: str | None = None,
+        link: str | None = None,
+        validated_upstream: bool = False,
+        on_envelope: Callable[[int], None] | None = None,
     ) -> PostResult:
-        """Post in envelopes that fit, waiting for each status to complete. `validated_upstream` tells a
-        taxii-federation destination that a taxii-federation node already validated these objects."""
+        """Post in envelopes that fit, waiting for each status to complete. A mirror names the `origin` and
+        `link` of the objects, and says `validated_upstream` when a taxii-federation node validated them;
+        `on_envelope` hears how many objects each finished envelope carried."""
         self.connect()
         result = PostResult()
         for batch, size in _envelopes(objects, self.max_content_length):
@@ -159,6 +188,8 @@ class RemoteCollection:
                 )
                 continue
             status = self._post_envelope(batch, origin, link, validated_upstream)
+            if on_envelope:
+                on_envelope(len(batch))
             for success in status.successes:
                 if str(success.get("message", "")).startswith("already present"):
                     result.already_present += 1
@@ -167,9 +198,13 @@ class RemoteCollection:
             result.failures.extend(status.failures)
         return result
 
-    def _post_envelope(self, batch: list[dict], origin: str, link: str, validated_upstream: bool) -> Status:
+    def _post_envelope(
+        self, batch: list[dict], origin: str | None, link: str | None, validated_upstream: bool
+    ) -> Status:
         data = json.dumps({"objects": batch}, ensure_ascii=False).encode()
-        headers = {"Accept": TAXII, "Content-Type": TAXII, ORIGIN_HEADER: origin, LINK_HEADER: link}
+        headers = {"Accept": TAXII, "Content-Type": TAXII}
+        if origin and link:
+            headers.update({ORIGIN_HEADER: origin, LINK_HEADER: link})
         if validated_upstream:
             headers[VALIDATED_HEADER] = "stix2"
         body = self._request("POST", self.url + "objects/", data=data, headers=headers).json()

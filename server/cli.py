@@ -235,5 +235,13 @@ def storage_import_medallion(data_file: str, destination_url: str, catalogue_pat
     )
 
 
+def _register_client_tools() -> None:
+    from clients.tools_cli import register
+
+    register(main)
+
+
+_register_client_tools()
+
 if __name__ == "__main__":
     main()
