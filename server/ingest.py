@@ -13,7 +13,7 @@ from flask import request
 from server.errors import TaxiiError
 from server.media import is_taxii_content
 from server.node import CollectionContext, current_node, current_user
-from server.storage.base import NewObject, PartialWriteError, Provenance, StatusRecord
+from server.storage.base import NewObject, PartialWriteError, Provenance, StatusRecord, WriteOutcome
 from server.timestamps import format_micros, now_micros
 from server.validation import Refusal
 
@@ -85,6 +85,19 @@ def _provenance() -> Provenance:
     return Provenance(origin_node=origin, link=request.headers.get(LINK_HEADER))
 
 
+def _store(
+    context: CollectionContext, valid: list[NewObject]
+) -> tuple[list[WriteOutcome], list[WriteOutcome]]:
+    """The outcomes to report as successes, and the new versions a failing backend did not store."""
+    try:
+        return current_node().storage.add_objects(context.collection.id, valid, _provenance()), []
+    except PartialWriteError as error:
+        log.exception("storage failed part way through an envelope")
+        kept = [o for o in error.outcomes if not o.stored or (o.id, o.version) in error.stored]
+        lost = [o for o in error.outcomes if o.stored and (o.id, o.version) not in error.stored]
+        return kept, lost
+
+
 def ingest_envelope(context: CollectionContext) -> StatusRecord:
     request_timestamp = now_micros()
     objects = read_envelope(context.api_root.max_content_length)
@@ -96,12 +109,7 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
     )
     verdicts = node.validator.validate(objects, allow_custom, validated_upstream)
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
-    try:
-        outcomes, lost = node.storage.add_objects(context.collection.id, valid, _provenance()), []
-    except PartialWriteError as error:
-        log.exception("storage failed part way through an envelope")
-        outcomes = [o for o in error.outcomes if not o.stored or (o.id, o.version) in error.stored]
-        lost = [o for o in error.outcomes if o.stored and (o.id, o.version) not in error.stored]
+    outcomes, lost = _store(context, valid)
     successes = [
         {
             "id": outcome.id,
