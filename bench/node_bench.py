@@ -1,10 +1,11 @@
-"""Our node alone: ingest rate and page-read latency at two collection sizes.
+"""Our node alone: ingest rate and page-read latency at two collection sizes, per storage backend.
 
-    python -m bench.node_bench [--small 1000] [--large 100000] [--requests 60]
+    python -m bench.node_bench [--small 1000] [--large 100000] [--requests 60] [--backends sqlite,mongodb]
 
 Starts `taxii-fed serve` as a separate process (so client and server do not share a GIL), fills one
 collection per size over HTTP in envelopes of 1,000 objects, then times the read workloads. Prints
-medians and p95, the large/small ratio, and writes the figures to docs/benchmarks.md.
+medians and p95, the large/small ratio, and writes the figures to docs/benchmarks.md. The mongodb backend
+runs against secantusdb (docs/mongodb.md says what that server does and does not show).
 """
 
 import argparse
@@ -23,12 +24,13 @@ import yaml
 from bench.report import free_port, machine_line, median_p95, write_section
 from bench.stix_data import objects
 from server.auth import hash_password
+from tests.mongodb_server import MongoTestServer
 
 TAXII = "application/taxii+json;version=2.1"
 USER, PASSWORD = "bench", "bench-password"
 
 
-def _write_config(folder: Path, collection_ids: list[str]) -> Path:
+def _write_config(folder: Path, collection_ids: list[str], storage_url: str | None = None) -> Path:
     catalogue = {
         "api_roots": {
             "bench": {
@@ -41,7 +43,7 @@ def _write_config(folder: Path, collection_ids: list[str]) -> Path:
     (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
     config = {
         "node": {"name": "bench", "title": "Benchmark node"},
-        "storage": f"sqlite:{folder / 'node.db'}",
+        "storage": storage_url or f"sqlite:{folder / 'node.db'}",
         "catalogue": "catalogue.yaml",
         "max_page_size": 1000,
         "users": {
@@ -165,6 +167,43 @@ def read_workloads(session: requests.Session, collection_url: str, repeats: int)
     }
 
 
+def run_backend(backend: str, options: argparse.Namespace, folder: Path) -> str:
+    sizes = [options.small, options.large]
+    collection_ids = [f"00000000-0000-4000-8000-{size:012d}" for size in sizes]
+    mongodb = None
+    storage_url = None
+    if backend == "mongodb":
+        mongodb = MongoTestServer(folder / "secantusdb", free_port())
+        storage_url = mongodb.url("bench")
+    node = NodeProcess(_write_config(folder, collection_ids, storage_url))
+    try:
+        session = requests.Session()
+        session.auth = (USER, PASSWORD)
+        session.headers["Accept"] = TAXII
+        results, ingest_rates = {}, {}
+        for size, cid in zip(sizes, collection_ids, strict=True):
+            collection_url = f"{node.url}bench/collections/{cid}/"
+            ingest_rates[size] = ingest(
+                session, collection_url + "objects/", size, f"s{size}", options.envelope
+            )
+            print(f"{backend}: ingest {size:>9,} objects: {ingest_rates[size]:8,.0f} objects/s", flush=True)
+            results[size] = read_workloads(session, collection_url, options.requests)
+        concurrent_url = f"{node.url}bench/collections/{collection_ids[-1]}/objects/"
+        concurrent_rate = ingest(
+            session, concurrent_url, 20_000, "concurrent", options.envelope, publishers=2
+        )
+        print(
+            f"{backend}: ingest 20,000 objects from 2 publishers: {concurrent_rate:,.0f} objects/s",
+            flush=True,
+        )
+        rss = node.peak_rss_mib()
+    finally:
+        node.stop()
+        if mongodb:
+            mongodb.stop()
+    return _report(backend, sizes, results, ingest_rates, concurrent_rate, rss, options)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,44 +212,28 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--envelope", type=int, default=1000)
+    parser.add_argument("--backends", default="sqlite", help="comma-separated: sqlite, mongodb (secantusdb)")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     options = parser.parse_args()
-    sizes = [options.small, options.large]
-    collection_ids = [f"00000000-0000-4000-8000-{size:012d}" for size in sizes]
-    with tempfile.TemporaryDirectory() as folder:
-        node = NodeProcess(_write_config(Path(folder), collection_ids))
-        try:
-            session = requests.Session()
-            session.auth = (USER, PASSWORD)
-            session.headers["Accept"] = TAXII
-            results, ingest_rates = {}, {}
-            for size, cid in zip(sizes, collection_ids, strict=True):
-                collection_url = f"{node.url}bench/collections/{cid}/"
-                ingest_rates[size] = ingest(
-                    session, collection_url + "objects/", size, f"s{size}", options.envelope
-                )
-                print(f"ingest {size:>9,} objects: {ingest_rates[size]:8,.0f} objects/s", flush=True)
-                results[size] = read_workloads(session, collection_url, options.requests)
-            concurrent_url = f"{node.url}bench/collections/{collection_ids[-1]}/objects/"
-            concurrent_rate = ingest(
-                session, concurrent_url, 20_000, "concurrent", options.envelope, publishers=2
-            )
-            print(f"ingest 20,000 objects from 2 publishers: {concurrent_rate:,.0f} objects/s", flush=True)
-            rss = node.peak_rss_mib()
-        finally:
-            node.stop()
-    report = _report(sizes, results, ingest_rates, concurrent_rate, rss, options)
-    print(report)
-    if not options.no_write:
-        write_section("node_bench", "Our node alone: ingest and page reads by collection size", report)
+    for backend in options.backends.split(","):
+        with tempfile.TemporaryDirectory() as folder:
+            report = run_backend(backend, options, Path(folder))
+        print(report)
+        if not options.no_write:
+            # One section per backend and size, so a MongoDB run beside SQLite keeps the 100k figures.
+            default = (backend, options.large) == ("sqlite", 100_000)
+            key = "node_bench" if default else f"node_bench_{backend}_{options.large}"
+            sizes = f"{options.small:,} and {options.large:,} objects"
+            write_section(key, f"Our node alone on {backend}: ingest and page reads, {sizes}", report)
 
 
-def _report(sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
+def _report(backend, sizes, results, ingest_rates, concurrent_rate, rss, options) -> str:
     small, large = sizes
+    store = "SQLite" if backend == "sqlite" else "MongoDB (pymongo) against secantusdb, see docs/mongodb.md"
     lines = [
         f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
-        f" --envelope {options.envelope}`  ",
-        f"{machine_line()} Node on SQLite, served by `taxii-fed serve` (cheroot).",
+        f" --envelope {options.envelope} --backends {options.backends}`  ",
+        f"{machine_line()} Node on {store}, served by `taxii-fed serve` (cheroot).",
         "",
         f"| read workload | median at {small:,} (ms) | p95 at {small:,} | median at {large:,} (ms) "
         f"| p95 at {large:,} | median ratio {large:,}/{small:,} |",

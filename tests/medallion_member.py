@@ -12,8 +12,18 @@ MEDALLION_MAIN = "from medallion.scripts.run import main; main()"
 
 
 class MedallionMember:
-    def __init__(self, folder: Path, port: int, collection_id: str, alias: str, users: dict[str, str]):
-        self.folder, self.port, self.users = folder, port, users
+    def __init__(
+        self,
+        folder: Path,
+        port: int,
+        collection_id: str,
+        alias: str,
+        users: dict[str, str],
+        python: str = sys.executable,
+        max_page_size: int = 100,
+    ):
+        """`python` may be another environment's interpreter (the benchmarks run medallion in a venv)."""
+        self.folder, self.port, self.users, self.python = folder, port, users, python
         self.url = f"http://127.0.0.1:{port}/"
         folder.mkdir(parents=True, exist_ok=True)
         collection = {
@@ -50,30 +60,33 @@ class MedallionMember:
                 "filename": str(folder / "data.json"),
             },
             "users": users,
-            "taxii": {"max_page_size": 100},
+            "taxii": {"max_page_size": max_page_size},
         }
         (folder / "config.json").write_text(json.dumps(config))
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "MedallionMember":
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                MEDALLION_MAIN,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                str(self.folder / "config.json"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # medallion logs a line per request: to a file, since an unread pipe would fill and stall it.
+        self.log_path = self.folder / "medallion.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    self.python,
+                    "-c",
+                    MEDALLION_MAIN,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    str(self.folder / "config.json"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"medallion exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"medallion exited: {self.log_path.read_text()[-2000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self

@@ -1,0 +1,234 @@
+"""The servers a benchmark compares, each started on 127.0.0.1 as a separate process with one empty
+collection: our node (`taxii-fed serve`), medallion 3.0 (memory backend) and OpenTAXII 0.9.3 (TAXII 2.1 on
+SQLite, gunicorn). The peers come from PyPI into `.bench-venv/`, which this module creates; none of their code
+is in this repository. See ../shared/PEERS.md for what running them takes."""
+
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from bench.node_bench import PASSWORD, USER, NodeProcess, _write_config
+from bench.report import free_port
+from tests.medallion_member import MedallionMember
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = REPO / ".bench-venv"
+PEER_PACKAGES = ("medallion==3.0.0", "opentaxii==0.9.3", "gunicorn")
+TAXII = "application/taxii+json;version=2.1"
+
+# OpenTAXII 0.9.3 writes uuid.UUID values with json.dumps and answers 500 (fixed upstream after the release,
+# PR #289): this entry module, written at run time, gives that json.dumps a `default` and nothing else.
+_OPENTAXII_ENTRY = """
+import json
+import uuid
+
+import opentaxii.taxii2.http as taxii2_http
+
+_dumps = json.dumps
+
+
+class _UUIDSafeJson:
+    def __getattr__(self, name):
+        return getattr(json, name)
+
+    @staticmethod
+    def dumps(data, *args, **kwargs):
+        kwargs.setdefault("default", lambda value: str(value) if isinstance(value, uuid.UUID) else value)
+        return _dumps(data, *args, **kwargs)
+
+
+taxii2_http.json = _UUIDSafeJson()
+
+from opentaxii.http import app  # noqa: E402
+"""
+
+
+def ensure_peer_venv() -> Path:
+    """Create .bench-venv with the peers once; later calls return at once."""
+    marker = VENV / ".installed"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
+        marker.write_text(" ".join(PEER_PACKAGES))
+    return VENV / "bin"
+
+
+def _rss_mib(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class Server:
+    """What a benchmark needs of a server: where its collection is, how to authenticate, its memory."""
+
+    name: str
+    collection_url: str
+    headers: dict
+
+    def peak_rss_mib(self) -> float:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class OurNode(Server):
+    name = "taxii-federation"
+
+    def __init__(self, folder: Path):
+        collection_id = str(uuid.uuid4())
+        self.node = NodeProcess(_write_config(folder, [collection_id]))
+        self.collection_url = f"{self.node.url}bench/collections/{collection_id}/"
+        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
+
+    def peak_rss_mib(self) -> float:
+        return self.node.peak_rss_mib()
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+class Medallion(Server):
+    name = "medallion 3.0"
+
+    def __init__(self, folder: Path):
+        collection_id = str(uuid.uuid4())
+        self.member = MedallionMember(
+            folder,
+            free_port(),
+            collection_id,
+            "bench",
+            {USER: PASSWORD},
+            python=str(ensure_peer_venv() / "python"),
+            max_page_size=1000,
+        ).start()
+        self.collection_url = f"{self.member.url}alliance/collections/{collection_id}/"
+        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
+
+    def peak_rss_mib(self) -> float:
+        return _rss_mib([self.member.process.pid])
+
+    def stop(self) -> None:
+        self.member.stop()
+
+
+class OpenTaxii(Server):
+    """Benchmarked with a JWT (`POST /management/auth`); with HTTP Basic it pays ~0.1 s of scrypt a call."""
+
+    name = "OpenTAXII 0.9.3"
+
+    def __init__(self, folder: Path):
+        bin_dir = ensure_peer_venv()
+        self.port = free_port()
+        config = folder / "opentaxii.yml"
+        config.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "domain": f"127.0.0.1:{self.port}",
+                    "support_basic_auth": True,
+                    "return_server_error_details": False,
+                    "auth_api": {
+                        "class": "opentaxii.auth.sqldb.SQLDatabaseAPI",
+                        "parameters": {
+                            "db_connection": f"sqlite:///{folder / 'auth.db'}",
+                            "create_tables": True,
+                            "secret": uuid.uuid4().hex + uuid.uuid4().hex,
+                            "token_ttl_secs": 86400,
+                        },
+                    },
+                    "taxii1": None,
+                    "taxii2": {
+                        "persistence_api": {
+                            "class": "opentaxii.persistence.sqldb.Taxii2SQLDatabaseAPI",
+                            "parameters": {
+                                "db_connection": f"sqlite:///{folder / 'data.db'}",
+                                "create_tables": True,
+                            },
+                        },
+                        "title": "OpenTAXII peer",
+                        "max_content_length": 64 * 1024 * 1024,
+                        "public_discovery": True,
+                        "allow_custom_properties": True,
+                    },
+                    "logging": {"opentaxii": "warning", "root": "warning"},
+                }
+            )
+        )
+        env = {**os.environ, "OPENTAXII_CONFIG": str(config), "PYTHONPATH": str(folder)}
+
+        def run(*args: str) -> None:
+            subprocess.run([str(bin_dir / args[0]), *args[1:]], env=env, check=True, capture_output=True)
+
+        run("opentaxii-add-api-root", "-t", "bench", "--default")
+        database = sqlite3.connect(folder / "data.db")
+        root = str(uuid.UUID(database.execute("SELECT id FROM opentaxii_api_root").fetchone()[0]))
+        run("opentaxii-add-collection", "-r", root, "-t", "bench", "-a", "bench")
+        collection = str(uuid.UUID(database.execute("SELECT id FROM opentaxii_collection").fetchone()[0]))
+        database.close()
+        run("opentaxii-create-account", "-u", USER, "-p", PASSWORD, "-a")
+        run(
+            "opentaxii-update-account", "-u", USER, "-f", "admin", "-v", "yes"
+        )  # 0.9.3: only admins read/write
+        (folder / "opentaxii_entry.py").write_text(_OPENTAXII_ENTRY)
+        self.process = subprocess.Popen(
+            [
+                str(bin_dir / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--config",
+                "python:opentaxii.http",
+                "opentaxii_entry:app",
+            ],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{self.port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                token = requests.post(
+                    base + "management/auth", json={"username": USER, "password": PASSWORD}, timeout=10
+                ).json()["token"]
+                break
+            except (requests.RequestException, ValueError, KeyError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("OpenTAXII did not start within 60 s") from None
+                time.sleep(0.2)
+        self.collection_url = f"{base}taxii2/{root}/collections/{collection}/"
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": TAXII}
+
+    def peak_rss_mib(self) -> float:
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
+        return _rss_mib([self.process.pid, *map(int, children.split())])  # gunicorn master plus workers
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+SERVERS = {"ours": OurNode, "medallion": Medallion, "opentaxii": OpenTaxii}
