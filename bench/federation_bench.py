@@ -20,8 +20,9 @@ from pathlib import Path
 import requests
 import yaml
 
-from bench.report import free_port, machine_line, median_p95, write_section
+from bench.report import machine_line, median_p95, write_section
 from bench.stix_data import REPO, indicator
+from tests.processes import free_port
 
 TAXII = "application/taxii+json;version=2.1"
 HEADERS = {"Accept": TAXII, "Content-Type": TAXII}

@@ -10,7 +10,6 @@ runs against secantusdb (docs/mongodb.md says what that server does and does not
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,10 +20,11 @@ from pathlib import Path
 import requests
 import yaml
 
-from bench.report import free_port, machine_line, median_p95, write_section
+from bench.report import machine_line, median_p95, write_section
 from bench.stix_data import objects
 from server.auth import hash_password
 from tests.mongodb_server import MongoTestServer
+from tests.processes import free_port, wait_until_listening
 
 TAXII = "application/taxii+json;version=2.1"
 USER, PASSWORD = "bench", "bench-password"
@@ -76,14 +76,7 @@ class NodeProcess:
             stderr=subprocess.PIPE,
         )
         self.url = f"http://127.0.0.1:{self.port}/"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the node did not start")
+        wait_until_listening(self.port, self.process, "taxii-fed serve", 60)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -2,18 +2,11 @@
 
 import os
 import platform
-import socket
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def median_p95(values: list[float]) -> tuple[float, float]:

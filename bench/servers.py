@@ -16,8 +16,8 @@ from pathlib import Path
 import requests
 
 from bench.node_bench import PASSWORD, USER, NodeProcess, _write_config
-from bench.report import free_port
 from tests.medallion_member import MedallionMember
+from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"

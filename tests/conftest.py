@@ -1,7 +1,6 @@
 """Real nodes on 127.0.0.1 with ephemeral ports and SQLite files on disk, driven by real clients."""
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from server.auth import hash_password
 from server.config import load_node_config
 from server.serve import RunningNode, start_node
 from tests.mongodb_server import MongoTestServer
+from tests.processes import free_port
 
 DATA = Path(__file__).parent / "data"
 TAXII = "application/taxii+json;version=2.1"
@@ -202,12 +202,6 @@ def _second_storage(storage_url: str, name: str) -> str:
 @pytest.fixture
 def node(node_factory) -> NodeHandle:
     return node_factory()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_federation_files(

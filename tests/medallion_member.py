@@ -2,11 +2,11 @@
 127.0.0.1 with its memory backend; see ../shared/PEERS.md for its quirks."""
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.processes import wait_until_listening
 
 MEDALLION_MAIN = "from medallion.scripts.run import main; main()"
 
@@ -83,16 +83,8 @@ class MedallionMember:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"medallion exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("medallion did not start listening within 30 s")
+        wait_until_listening(self.port, self.process, "medallion", 30, self.log_path.read_text)
+        return self
 
     def stop(self) -> None:
         if self.process is not None:

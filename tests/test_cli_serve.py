@@ -3,7 +3,6 @@
 import datetime
 import ipaddress
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from taxii2client.v21 import Server
 
 from server.auth import verify_password
 from tests.conftest import PASSWORDS, free_port, load_bundle, post_envelope, write_node_files
+from tests.processes import wait_until_listening
 
 CLI = [sys.executable, "-m", "server.cli"]
 
@@ -53,15 +53,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 def _wait_until_listening(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("the node did not start listening within 30 s")
+    wait_until_listening(port, process, "taxii-fed serve", 30, lambda: process.stderr.read().decode())
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""Starting servers for the tests and the benchmarks: a free port on 127.0.0.1, and waiting until a process
+listens on it."""
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_listening(
+    port: int,
+    process: subprocess.Popen,
+    name: str,
+    seconds: float = 60,
+    output: Callable[[], str] = lambda: "",
+) -> None:
+    """Return once `process` accepts connections on `port`; fail with its output if it exits or is slow."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {output()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start listening on port {port} within {seconds:g} s")
