@@ -1,7 +1,12 @@
 """Our node beside medallion 3.0 and OpenTAXII 0.9.3, same machine, same run, same data.
 
+    pip install -e '.[bench]'
     python -m bench.compare            # full: 1k, 10k, 100k objects per collection, and 1M for our node
     python -m bench.compare --quick    # 1k and 10k, fewer requests: about two minutes
+    python -m bench.compare --servers ours,medallion   # a subset
+
+Our node and medallion each run twice: on SQLite (medallion: its memory backend) and on MongoDB (both against
+secantusdb, up to 10,000 objects); each is compared with its counterpart on the same kind of storage.
 
 Each server gets a fresh collection per size, filled over HTTP with the real ATT&CK ICS release plus generated
 indicators (bench/stix_data.py), then the read and polling workloads run against it. Every request has a time
@@ -19,7 +24,7 @@ from pathlib import Path
 import requests
 
 from bench.report import DOCS, machine_line, median_p95, write_section
-from bench.servers import SERVERS, Server
+from bench.servers import MONGODB_LARGEST, SERVERS, Server
 from bench.stix_data import objects
 
 OVER = "over budget"
@@ -37,10 +42,14 @@ class OverBudget(Exception):
     pass
 
 
-def _get(server: Server, url: str, params: dict, budget: float) -> tuple[requests.Response, float]:
+def _get(
+    session: requests.Session, server: Server, url: str, params: dict, budget: float
+) -> tuple[requests.Response, float]:
+    """One timed GET. Every client holds a keep-alive session, as TAXII clients do (taxii2-client keeps a
+    requests.Session), so connection set-up is not counted on each request."""
     started = time.perf_counter()
     try:
-        response = requests.get(url, params=params, headers=server.headers, timeout=budget)
+        response = session.get(url, params=params, headers=server.headers, timeout=budget)
     except requests.Timeout:
         raise OverBudget from None
     elapsed = time.perf_counter() - started
@@ -55,39 +64,44 @@ def ingest(server: Server, count: int, envelope: int, seed: str, budget: float) 
     bodies = [json.dumps({"objects": stream[i : i + envelope]}) for i in range(0, count, envelope)]
     headers = {**server.headers, "Content-Type": "application/taxii+json;version=2.1"}
     started = time.perf_counter()
-    for body in bodies:
-        try:
-            response = requests.post(
-                server.collection_url + "objects/", data=body, headers=headers, timeout=budget * 30
-            )
-        except requests.Timeout:
-            raise OverBudget from None
-        assert response.status_code == 202, f"{server.name}: {response.status_code} {response.text[:200]}"
-        if time.perf_counter() - started > budget * 30:
-            raise OverBudget
+    with requests.Session() as session:
+        for body in bodies:
+            try:
+                response = session.post(
+                    server.collection_url + "objects/", data=body, headers=headers, timeout=budget * 30
+                )
+            except requests.Timeout:
+                raise OverBudget from None
+            assert response.status_code == 202, f"{server.name}: {response.status_code} {response.text[:200]}"
+            if time.perf_counter() - started > budget * 30:
+                raise OverBudget
     return count / (time.perf_counter() - started)
 
 
 MIN_REQUESTS = 5
 
 
-def _repeat(server: Server, url: str, params: dict, repeats: int, budget: float) -> list[float]:
+def _repeat(
+    session: requests.Session, server: Server, url: str, params: dict, repeats: int, budget: float
+) -> list[float]:
     """`repeats` timings, or fewer (at least MIN_REQUESTS) when a slow server would take longer than
     6 request budgets in all."""
     timings, started = [], time.perf_counter()
     for _ in range(repeats):
-        timings.append(_get(server, url, params, budget)[1])
+        timings.append(_get(session, server, url, params, budget)[1])
         if len(timings) >= MIN_REQUESTS and time.perf_counter() - started > budget * 6:
             break
     return timings
 
 
-def _deep_position(server: Server, budget: float) -> tuple[str | None, str | None, str]:
+def _deep_position(
+    session: requests.Session, server: Server, budget: float
+) -> tuple[str | None, str | None, str]:
     """Walk to about 90% of the collection with `next`; return that page's next token, its first date_added
     and an id from the middle of the collection."""
     objects_url, params, pages, middle_id = server.collection_url + "objects/", {"limit": 1000}, [], None
     for _ in range(10_000):
-        response, _ = _get(server, objects_url, params, budget)
+        response, _ = _get(session, server, objects_url, params, budget)
         body = response.json()
         batch = body.get("objects", [])
         middle_id = middle_id or (batch[len(batch) // 2]["id"] if batch else None)
@@ -100,10 +114,15 @@ def _deep_position(server: Server, budget: float) -> tuple[str | None, str | Non
 
 
 def reads(server: Server, repeats: int, budget: float) -> dict[str, list[float] | str]:
+    with requests.Session() as session:
+        return _reads(session, server, repeats, budget)
+
+
+def _reads(session: requests.Session, server: Server, repeats: int, budget: float) -> dict:
     results: dict[str, list[float] | str] = {}
     objects_url = server.collection_url + "objects/"
     try:
-        token, deep_date, some_id = _deep_position(server, budget)
+        token, deep_date, some_id = _deep_position(session, server, budget)
     except OverBudget:
         return dict.fromkeys(READS, OVER)
     plans = {
@@ -121,7 +140,7 @@ def reads(server: Server, repeats: int, budget: float) -> dict[str, list[float] 
     }
     for workload, (url, params) in plans.items():
         try:
-            results[workload] = _repeat(server, url, params, repeats, budget)
+            results[workload] = _repeat(session, server, url, params, repeats, budget)
         except (OverBudget, AssertionError):
             results[workload] = OVER
     return results
@@ -135,17 +154,21 @@ def polling(server: Server, pollers: int, pages_each: int, budget: float) -> dic
 
     def walk() -> None:
         params = {"limit": 100}
+        session = requests.Session()  # one per poller: a Session is not shared between threads
         try:
             for _ in range(pages_each):
                 if time.perf_counter() - started > budget * 6:
                     break  # a slow server is measured on what it served in the time it had
-                response, elapsed = _get(server, server.collection_url + "objects/", params, budget)
+                url = server.collection_url + "objects/"
+                response, elapsed = _get(session, server, url, params, budget)
                 latencies.append(elapsed)
                 body = response.json()
                 # At the end, start the walk again, as a poller's next cycle would.
                 params = {"limit": 100, "next": body["next"]} if body.get("more") else {"limit": 100}
         except (OverBudget, AssertionError) as error:
             failures.append(repr(error))
+        finally:
+            session.close()
 
     threads = [threading.Thread(target=walk) for _ in range(pollers)]
     for thread in threads:
@@ -211,9 +234,17 @@ def _ratio(ours, theirs, higher_is_better: bool = False) -> str:
     return f"{(ours_value / theirs_value) if higher_is_better else (theirs_value / ours_value):,.1f}x"
 
 
+def _largest(server: type[Server], quick: bool) -> int:
+    return server.largest_quick if quick else server.largest
+
+
+def _ours_label(key: str) -> str:
+    return "ours" if key == "ours" else "ours on MongoDB"
+
+
 def table(size: int, results: dict[str, dict], requested: int | None = None) -> list[str]:
     keys = [key for key in SERVERS if key in results]
-    peers = [key for key in keys if key != "ours"]
+    peers = [key for key in keys if SERVERS[key].counterpart in results]
 
     def cells(first: str, columns: list[str]) -> str:
         return "| " + " | ".join([first, *columns]) + " |"
@@ -223,7 +254,8 @@ def table(size: int, results: dict[str, dict], requested: int | None = None) -> 
         "",
         cells(
             "workload",
-            [results[k]["server"] for k in keys] + [f"ours vs {results[k]['server']}" for k in peers],
+            [results[k]["server"] for k in keys]
+            + [f"{_ours_label(SERVERS[k].counterpart)} vs {results[k]['server']}" for k in peers],
         ),
         "|" + "---|" * (1 + len(keys) + len(peers)),
     ]
@@ -231,7 +263,7 @@ def table(size: int, results: dict[str, dict], requested: int | None = None) -> 
     def row(label: str, values: dict, better_high: bool = False) -> None:
         # A read cell shows n when fewer requests than asked fitted in the time budget.
         measured = [_cell(values.get(k), requested) for k in keys]
-        ratios = [_ratio(values.get("ours"), values.get(k), better_high) for k in peers]
+        ratios = [_ratio(values.get(SERVERS[k].counterpart), values.get(k), better_high) for k in peers]
         lines.append(cells(label, measured + ratios))
 
     row("ingest, envelopes of 100 (objects/s)", {k: results[k].get("ingest_100") for k in keys}, True)
@@ -292,8 +324,17 @@ def main() -> None:
         default=None,
         help="seconds a single read may take (default 10, or 2 with --quick)",
     )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated, of {', '.join(SERVERS)} (default: all)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     options = parser.parse_args()
+    requested = options.servers.split(",")
+    if unknown := set(requested) - set(SERVERS):
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}: choose from {', '.join(SERVERS)}")
+    chosen = [key for key in SERVERS if key in requested]
     options.budget = options.budget or (2.0 if options.quick else 10.0)
     sizes = [1000, 10_000] if options.quick else [1000, 10_000, 100_000, 1_000_000]
     options.requests = 20 if options.quick else 50
@@ -302,7 +343,7 @@ def main() -> None:
     all_results: dict[int, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for size in sizes:
-            keys = ["ours"] if size > 100_000 else list(SERVERS)
+            keys = [key for key in chosen if _largest(SERVERS[key], options.quick) >= size]
             all_results[size] = {}
             for key in keys:
                 started = time.perf_counter()
@@ -313,21 +354,30 @@ def main() -> None:
                 )
             print("\n".join(table(size, all_results[size], options.requests)), flush=True)
     command = (
-        "python -m bench.compare" + (" --quick" if options.quick else "") + f" --budget {options.budget:g}"
+        "python -m bench.compare"
+        + (" --quick" if options.quick else "")
+        + f" --budget {options.budget:g}"
+        + (f" --servers {options.servers}" if set(chosen) != set(SERVERS) else "")
     )
     plot_path = DOCS.parent / "bench-read-latency.png"
     setup = (
-        "Our node on SQLite under `taxii-fed serve`; medallion 3.0.0 (memory backend, its Werkzeug"
-        " server); OpenTAXII 0.9.3 (TAXII 2.1 on SQLite, gunicorn with 2 workers, JWT auth, with the one fix"
-        " it needs to answer TAXII 2.1 at all: its JSON writer given a `default` for UUIDs, upstream PR"
-        " #289). The peers are installed from PyPI into `.bench-venv/` by the harness."
+        "Our node under `taxii-fed serve`, on SQLite and on MongoDB; medallion 3.0.0 (its Werkzeug server)"
+        " on its memory backend and on its MongoDB backend; OpenTAXII 0.9.3 (TAXII 2.1 on SQLite, gunicorn"
+        " with 2 workers, JWT auth, with the one fix it needs to answer TAXII 2.1 at all: its JSON writer"
+        " given a `default` for UUIDs, upstream PR #289). The MongoDB server is secantusdb 0.7 (a MongoDB"
+        " wire-protocol server, one per server under test, on the same machine), and the MongoDB pair is"
+        f" measured up to {MONGODB_LARGEST:,} objects (1,000 with --quick): secantusdb scans the whole"
+        " collection for most query shapes, so what that pair shows is how each server uses MongoDB, not"
+        " how fast MongoDB is (docs/mongodb.md)."
+        " The peers are installed from PyPI into `.bench-venv/` by the harness."
     )
     method = (
         "Data: the ATT&CK ICS 18.1 release interleaved with generated indicators. Read figures are"
         f" milliseconds over {options.requests} requests, median (p95); each request has a"
         f" {options.budget:g} s budget, and a server that exceeds it is 'over budget' at that size."
-        " Ratios: how many times faster our node is"
-        " (medians; for ingest and requests/s, our rate over theirs). medallion's `next` is a one-shot"
+        " Ratios: how many times faster our node is than the peer on the same kind of storage"
+        " (medians; for ingest and requests/s, our rate over theirs); peak RSS of a MongoDB server includes"
+        " its secantusdb process. medallion's `next` is a one-shot"
         " in-memory session, so its deep-page repeats walk on. A workload that would have taken longer"
         " than six request budgets in all was measured on fewer requests (at least 5, shown as n)."
     )

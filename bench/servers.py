@@ -1,7 +1,9 @@
 """The servers a benchmark compares, each started on 127.0.0.1 as a separate process with one empty
-collection: our node (`taxii-fed serve`), medallion 3.0 (memory backend) and OpenTAXII 0.9.3 (TAXII 2.1 on
-SQLite, gunicorn). The peers come from PyPI into `.bench-venv/`, which this module creates; none of their code
-is in this repository. See ../shared/PEERS.md for what running them takes."""
+collection: our node (`taxii-fed serve`) on SQLite and on MongoDB, medallion 3.0 on its memory and its MongoDB
+backends, and OpenTAXII 0.9.3 (TAXII 2.1 on SQLite, gunicorn). The MongoDB server is secantusdb (a MongoDB
+wire-protocol server from PyPI, the one the tests use), one per server. The peers come from PyPI into
+`.bench-venv/`, which this module creates; none of their code is in this repository. See ../shared/PEERS.md
+for what running them takes."""
 
 import base64
 import json
@@ -17,11 +19,12 @@ import requests
 
 from bench.node_bench import PASSWORD, USER, NodeProcess, _write_config
 from tests.medallion_member import MedallionMember
+from tests.mongodb_server import MongoTestServer
 from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"
-PEER_PACKAGES = ("medallion==3.0.0", "opentaxii==0.9.3", "gunicorn")
+PEER_PACKAGES = ("medallion==3.0.0", "pymongo", "opentaxii==0.9.3", "gunicorn")
 TAXII = "application/taxii+json;version=2.1"
 
 # OpenTAXII 0.9.3 writes uuid.UUID values with json.dumps and answers 500 (fixed upstream after the release,
@@ -54,7 +57,7 @@ from opentaxii.http import app  # noqa: E402
 def ensure_peer_venv() -> Path:
     """Create .bench-venv with the peers once; later calls return at once."""
     marker = VENV / ".installed"
-    if not marker.exists():
+    if not marker.exists() or marker.read_text() != " ".join(PEER_PACKAGES):
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
         marker.write_text(" ".join(PEER_PACKAGES))
@@ -78,9 +81,14 @@ def _basic(user: str, password: str) -> str:
 
 
 class Server:
-    """What a benchmark needs of a server: where its collection is, how to authenticate, its memory."""
+    """What a benchmark needs of a server: where its collection is, how to authenticate, its memory.
+    `largest` is the biggest collection it is filled to (`largest_quick` with --quick); `counterpart` the
+    server of ours it is compared with (None for ours)."""
 
     name: str
+    largest: int = 100_000
+    largest_quick: int = 10_000
+    counterpart: str | None = None
     collection_url: str
     headers: dict
 
@@ -93,10 +101,11 @@ class Server:
 
 class OurNode(Server):
     name = "taxii-federation"
+    largest = 1_000_000
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, storage_url: str | None = None):
         collection_id = str(uuid.uuid4())
-        self.node = NodeProcess(_write_config(folder, [collection_id]))
+        self.node = NodeProcess(_write_config(folder, [collection_id], storage_url))
         self.collection_url = f"{self.node.url}bench/collections/{collection_id}/"
         self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
 
@@ -109,8 +118,9 @@ class OurNode(Server):
 
 class Medallion(Server):
     name = "medallion 3.0"
+    counterpart = "ours"
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, mongodb_uri: str | None = None):
         collection_id = str(uuid.uuid4())
         self.member = MedallionMember(
             folder,
@@ -120,6 +130,7 @@ class Medallion(Server):
             {USER: PASSWORD},
             python=str(ensure_peer_venv() / "python"),
             max_page_size=1000,
+            mongodb_uri=mongodb_uri,
         ).start()
         self.collection_url = f"{self.member.url}alliance/collections/{collection_id}/"
         self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
@@ -131,10 +142,51 @@ class Medallion(Server):
         self.member.stop()
 
 
+# secantusdb answers a collection scan in O(N) Python work per query, and both servers on it are measured up
+# to 10,000 objects (docs/mongodb.md); what it shows is each server's use of MongoDB, not MongoDB's speed.
+MONGODB_LARGEST = 10_000
+
+
+class OurNodeOnMongoDB(OurNode):
+    name = "taxii-federation on MongoDB"
+    largest = MONGODB_LARGEST
+    largest_quick = 1000
+
+    def __init__(self, folder: Path):
+        self.mongodb = MongoTestServer(folder / "secantusdb", free_port())
+        super().__init__(folder, self.mongodb.url("bench"))
+
+    def peak_rss_mib(self) -> float:
+        return super().peak_rss_mib() + _rss_mib([self.mongodb.process.pid])
+
+    def stop(self) -> None:
+        super().stop()
+        self.mongodb.stop()
+
+
+class MedallionOnMongoDB(Medallion):
+    name = "medallion 3.0 on MongoDB"
+    largest = MONGODB_LARGEST
+    largest_quick = 1000
+    counterpart = "ours-mongodb"
+
+    def __init__(self, folder: Path):
+        self.mongodb = MongoTestServer(folder / "secantusdb", free_port())
+        super().__init__(folder, self.mongodb.url(""))
+
+    def peak_rss_mib(self) -> float:
+        return super().peak_rss_mib() + _rss_mib([self.mongodb.process.pid])
+
+    def stop(self) -> None:
+        super().stop()
+        self.mongodb.stop()
+
+
 class OpenTaxii(Server):
     """Benchmarked with a JWT (`POST /management/auth`); with HTTP Basic it pays ~0.1 s of scrypt a call."""
 
     name = "OpenTAXII 0.9.3"
+    counterpart = "ours"
 
     def __init__(self, folder: Path):
         bin_dir = ensure_peer_venv()
@@ -231,4 +283,10 @@ class OpenTaxii(Server):
         self.process.wait(timeout=30)
 
 
-SERVERS = {"ours": OurNode, "medallion": Medallion, "opentaxii": OpenTaxii}
+SERVERS = {
+    "ours": OurNode,
+    "ours-mongodb": OurNodeOnMongoDB,
+    "medallion": Medallion,
+    "medallion-mongodb": MedallionOnMongoDB,
+    "opentaxii": OpenTaxii,
+}

@@ -1,5 +1,5 @@
-"""A mixed federation: one member runs a stock medallion, and the federation speaks only standard TAXII
-2.1 to it."""
+"""A mixed federation: one member runs a stock medallion (on its memory backend, and on its MongoDB
+backend), and the federation speaks only standard TAXII 2.1 to it."""
 
 import pytest
 import yaml
@@ -16,10 +16,24 @@ from tests.conftest import (
     write_federation_files,
 )
 from tests.medallion_member import MedallionMember
+from tests.mongodb_server import MongoTestServer
+from tests.processes import free_port
+
+
+@pytest.fixture(params=["memory", "mongodb"])
+def medallion_mongodb_uri(request, tmp_path):
+    """None for medallion's memory backend; else an empty MongoDB server of its own (medallion's database
+    names are fixed, so it cannot share the suite's)."""
+    if request.param == "memory":
+        yield None
+        return
+    server = MongoTestServer(tmp_path / "medallion-secantusdb", free_port())
+    yield server.url("")
+    server.stop()
 
 
 @pytest.fixture
-def mixed_alliance(tmp_path):
+def mixed_alliance(tmp_path, medallion_mongodb_uri):
     """hub and ua are ours; md is a stock medallion with the same collection."""
     agreement = dict(SHARED_INDICATORS, members=["ua", "md"])
     path = write_federation_files(tmp_path, [agreement], members=("hub", "ua", "md"))
@@ -32,6 +46,7 @@ def mixed_alliance(tmp_path):
         COLLECTION_ID,
         "alliance-indicators",
         {"mirror": PASSWORDS["mirror"], "soc": PASSWORDS["soc"]},
+        mongodb_uri=medallion_mongodb_uri,
     ).start()
     del md["node_config"]
     md["server"] = "medallion"

@@ -16,7 +16,7 @@ _PARAMETERS = {"added_after", "limit", "next", *(f"match[{name}]" for name in MA
 @blueprint.get("/<api_root>/collections/<collection_id>/manifest/")
 def get_manifest(api_root: str, collection_id: str):
     find_collection(api_root, collection_id, need="read")
-    query, page = read_page(_PARAMETERS, collection_id, "manifest")
+    query, page = read_page(_PARAMETERS, collection_id, "manifest", with_bodies=False)
     body = page_fields(query, page, "manifest")
     if page.items:
         body["objects"] = [

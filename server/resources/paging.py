@@ -1,6 +1,8 @@
 """How a page of stored versions becomes a paged TAXII response: `more`, `next` and the
 X-TAXII-Date-Added-First/Last headers (TAXII 2.1 §3.4.1)."""
 
+from dataclasses import replace
+
 from flask import request
 
 from server.filters import encode_next, parse_query
@@ -10,12 +12,16 @@ from server.timestamps import format_micros
 
 
 def read_page(
-    allowed: set[str], collection_id: str, scope: str, object_id: str | None = None
+    allowed: set[str],
+    collection_id: str,
+    scope: str,
+    object_id: str | None = None,
+    with_bodies: bool = True,
 ) -> tuple[ObjectQuery, Page]:
     node = current_node()
     args = request.args.to_dict(flat=False)
     query = parse_query(args, allowed, collection_id, node.config.max_page_size, scope, object_id)
-    return query, node.storage.query(query)
+    return query, node.storage.query(replace(query, with_bodies=with_bodies))
 
 
 def page_fields(query: ObjectQuery, page: Page, scope: str) -> dict:

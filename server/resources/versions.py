@@ -16,7 +16,7 @@ _PARAMETERS = {"added_after", "limit", "next", "match[spec_version]"}
 def get_versions(api_root: str, collection_id: str, object_id: str):
     find_collection(api_root, collection_id, need="read")
     scope = f"versions:{object_id}"
-    query, page = read_page(_PARAMETERS, collection_id, scope, object_id)
+    query, page = read_page(_PARAMETERS, collection_id, scope, object_id, with_bodies=False)
     if not page.items and query.after is None and query.added_after is None:
         raise TaxiiError(404, "Not Found", f"no object '{object_id}' in collection '{collection_id}'")
     body = page_fields(query, page, scope)

@@ -63,6 +63,9 @@ class ObjectQuery:
     # The date_added of the last item of the previous page (the `next` cursor); date_added is unique
     # within a collection, so this alone positions the keyset.
     after: int | None = None
+    # Manifests and version lists never show bodies: without them a page reads a fraction of the bytes
+    # (StoredVersion.body is then "").
+    with_bodies: bool = True
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ _INDEXES = {
 _LEASE_SECONDS = 120  # far longer than writing the largest envelope a node accepts
 _FIELDS = ("id", "type", "spec_version", "version", "date_added", "body", "origin_node", "link")
 _PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0}
+_PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0}
 
 
 class WriteLockTimeout(RuntimeError):
@@ -202,7 +203,8 @@ class MongoStorage(Storage):
         else:
             documents = self._select(query, query.types)
         items = [
-            StoredVersion(*(document.get(name) for name in _FIELDS)) for document in documents[: query.limit]
+            StoredVersion(*(document.get(name, "" if name == "body" else None) for name in _FIELDS))
+            for document in documents[: query.limit]
         ]
         return Page(items, more=len(documents) > query.limit)
 
@@ -218,10 +220,9 @@ class MongoStorage(Storage):
         lower = max((b for b in (query.added_after, query.after) if b is not None), default=None)
         if lower is not None:
             selector["date_added"] = {"$gt": lower}
-        cursor = (
-            self.db.objects.find(selector, _PROJECTION).sort("date_added", ASCENDING).limit(query.limit + 1)
-        )
-        return list(cursor)
+        projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
+        cursor = self.db.objects.find(selector, projection).sort("date_added", ASCENDING)
+        return list(cursor.limit(query.limit + 1))
 
     # -- status ------------------------------------------------------------------------------------
 

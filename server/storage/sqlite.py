@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS status (
 CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
 """
 _COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link"
+_COLUMNS_WITHOUT_BODY = "id, type, spec_version, version, date_added, '', origin_node, link"
 _IN_CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 
@@ -230,8 +231,9 @@ class SqliteStorage(Storage):
         # Without statistics SQLite prefers an index that saves the sort; for match[id] the version index
         # holds only that object's few versions, so name it.
         index = " INDEXED BY objects_by_version" if query.ids else ""
+        columns = _COLUMNS if query.with_bodies else _COLUMNS_WITHOUT_BODY
         sql = (
-            f"SELECT {_COLUMNS} FROM objects{index} WHERE {' AND '.join(where)}"
+            f"SELECT {columns} FROM objects{index} WHERE {' AND '.join(where)}"
             f" ORDER BY date_added LIMIT {int(query.limit) + 1}"
         )
         return connection.execute(sql, params).fetchall()
