@@ -64,6 +64,24 @@ def ensure_peer_venv() -> Path:
     return VENV / "bin"
 
 
+def _process_tree(root: int) -> list[int]:
+    """`root` and every process below it: gunicorn's workers, our node's validation workers."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while we looked
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, waiting = [], [root]
+    while waiting:
+        pid = waiting.pop()
+        tree.append(pid)
+        waiting += children.get(pid, [])
+    return tree
+
+
 def _rss_mib(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -74,6 +92,17 @@ def _rss_mib(pids: list[int]) -> float:
         except OSError:
             continue
     return total
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _basic(user: str, password: str) -> str:
@@ -92,8 +121,33 @@ class Server:
     collection_url: str
     headers: dict
 
-    def peak_rss_mib(self) -> float:
+    def root_pids(self) -> list[int]:
+        """The processes the server was started as; their descendants count as the server too."""
         raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        return [pid for root in self.root_pids() for pid in _process_tree(root)]
+
+    def peak_rss_mib(self) -> float:
+        return _rss_mib(self.pids())
+
+    saturated = False  # still busy `limit` seconds after a request was given up on
+
+    def wait_until_idle(self, limit: float, quiet: float = 0.5) -> None:
+        """Return once the server has used no CPU for `quiet` seconds: a request the benchmark gave up on
+        goes on running in the server, and should not slow the next workload. After `limit` seconds the
+        server is marked saturated instead."""
+        if self.saturated:
+            return
+        pids, deadline = self.pids(), time.monotonic() + limit
+        used = _cpu_seconds(pids)
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = _cpu_seconds(pids)
+            if now - used < 0.05 * quiet:
+                return
+            used = now
+        self.saturated = True
 
     def stop(self) -> None:
         raise NotImplementedError
@@ -109,8 +163,8 @@ class OurNode(Server):
         self.collection_url = f"{self.node.url}bench/collections/{collection_id}/"
         self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
 
-    def peak_rss_mib(self) -> float:
-        return self.node.peak_rss_mib()
+    def root_pids(self) -> list[int]:
+        return [self.node.process.pid]
 
     def stop(self) -> None:
         self.node.stop()
@@ -135,19 +189,33 @@ class Medallion(Server):
         self.collection_url = f"{self.member.url}alliance/collections/{collection_id}/"
         self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
 
-    def peak_rss_mib(self) -> float:
-        return _rss_mib([self.member.process.pid])
+    def root_pids(self) -> list[int]:
+        return [self.member.process.pid]
 
     def stop(self) -> None:
         self.member.stop()
 
 
-# secantusdb answers a collection scan in O(N) Python work per query, and both servers on it are measured up
-# to 10,000 objects (docs/mongodb.md); what it shows is each server's use of MongoDB, not MongoDB's speed.
+# secantusdb scans the whole collection for most query shapes (docs/mongodb.md), so both servers on it are
+# measured up to 10,000 objects: the pair shows how each server uses MongoDB, not how fast MongoDB is.
 MONGODB_LARGEST = 10_000
 
 
-class OurNodeOnMongoDB(OurNode):
+class _OnOwnMongoDB:
+    """Mixed into a server whose data lives in a secantusdb process of its own, started before it: that
+    process counts as part of the server (memory, CPU) and stops with it."""
+
+    mongodb: MongoTestServer
+
+    def root_pids(self) -> list[int]:
+        return [*super().root_pids(), self.mongodb.process.pid]
+
+    def stop(self) -> None:
+        super().stop()
+        self.mongodb.stop()
+
+
+class OurNodeOnMongoDB(_OnOwnMongoDB, OurNode):
     name = "taxii-federation on MongoDB"
     largest = MONGODB_LARGEST
     largest_quick = 1000
@@ -156,15 +224,8 @@ class OurNodeOnMongoDB(OurNode):
         self.mongodb = MongoTestServer(folder / "secantusdb", free_port())
         super().__init__(folder, self.mongodb.url("bench"))
 
-    def peak_rss_mib(self) -> float:
-        return super().peak_rss_mib() + _rss_mib([self.mongodb.process.pid])
 
-    def stop(self) -> None:
-        super().stop()
-        self.mongodb.stop()
-
-
-class MedallionOnMongoDB(Medallion):
+class MedallionOnMongoDB(_OnOwnMongoDB, Medallion):
     name = "medallion 3.0 on MongoDB"
     largest = MONGODB_LARGEST
     largest_quick = 1000
@@ -173,13 +234,6 @@ class MedallionOnMongoDB(Medallion):
     def __init__(self, folder: Path):
         self.mongodb = MongoTestServer(folder / "secantusdb", free_port())
         super().__init__(folder, self.mongodb.url(""))
-
-    def peak_rss_mib(self) -> float:
-        return super().peak_rss_mib() + _rss_mib([self.mongodb.process.pid])
-
-    def stop(self) -> None:
-        super().stop()
-        self.mongodb.stop()
 
 
 class OpenTaxii(Server):
@@ -272,11 +326,8 @@ class OpenTaxii(Server):
         self.collection_url = f"{base}taxii2/{root}/collections/{collection}/"
         self.headers = {"Authorization": f"Bearer {token}", "Accept": TAXII}
 
-    def peak_rss_mib(self) -> float:
-        children = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
-        ).stdout
-        return _rss_mib([self.process.pid, *map(int, children.split())])  # gunicorn master plus workers
+    def root_pids(self) -> list[int]:
+        return [self.process.pid]
 
     def stop(self) -> None:
         self.process.terminate()
