@@ -16,16 +16,73 @@ import uuid
 from pathlib import Path
 
 import requests
+import yaml
 
-from bench.node_bench import PASSWORD, USER, NodeProcess, _write_config
+from server.auth import hash_password
 from tests.medallion_member import MedallionMember
 from tests.mongodb_server import MongoTestServer
-from tests.processes import free_port
+from tests.processes import free_port, wait_until_listening
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"
 PEER_PACKAGES = ("medallion==3.0.0", "pymongo", "opentaxii==0.9.3", "gunicorn")
 TAXII = "application/taxii+json;version=2.1"
+
+USER, PASSWORD = "bench", "bench-password"
+
+
+def write_node_config(folder: Path, collection_ids: list[str], storage_url: str | None = None) -> Path:
+    catalogue = {
+        "api_roots": {
+            "bench": {
+                "title": "Benchmark",
+                "max_content_length": 64 * 1024 * 1024,
+                "collections": [{"id": cid, "title": f"bench {cid[:8]}"} for cid in collection_ids],
+            }
+        }
+    }
+    (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
+    config = {
+        "node": {"name": "bench", "title": "Benchmark node"},
+        "storage": storage_url or f"sqlite:{folder / 'node.db'}",
+        "catalogue": "catalogue.yaml",
+        "max_page_size": 1000,
+        "users": {
+            USER: {
+                "password_hash": hash_password(PASSWORD),
+                "grants": [{"api_root": "bench", "collections": "*", "access": "read-write"}],
+            }
+        },
+    }
+    path = folder / "node.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class NodeProcess:
+    def __init__(self, config_path: Path):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}/"
+        wait_until_listening(self.port, self.process, "taxii-fed serve", 60)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
 
 # OpenTAXII 0.9.3 writes uuid.UUID values with json.dumps and answers 500 (fixed upstream after the release,
 # PR #289): this entry module, written at run time, gives that json.dumps a `default` and nothing else.
@@ -159,7 +216,7 @@ class OurNode(Server):
 
     def __init__(self, folder: Path, storage_url: str | None = None):
         collection_id = str(uuid.uuid4())
-        self.node = NodeProcess(_write_config(folder, [collection_id], storage_url))
+        self.node = NodeProcess(write_node_config(folder, [collection_id], storage_url))
         self.collection_url = f"{self.node.url}bench/collections/{collection_id}/"
         self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
 
