@@ -19,7 +19,6 @@ import argparse
 import json
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 
 import requests
@@ -27,7 +26,7 @@ import requests
 from bench.compare_report import plot, table, targets
 from bench.report import DOCS, machine_line, write_section
 from bench.servers import MONGODB_LARGEST, SERVERS, Server
-from bench.stix_data import objects
+from bench.stix_data import middle_id, objects
 from bench.workloads import READS, OverBudget, Refused, failure_cell, polling, reads
 
 # The MongoDB pair takes longer than the rest of a quick run together; --servers adds it back.
@@ -73,9 +72,8 @@ def run_size(key: str, size: int, options, folder: Path) -> dict:
             result["ingest_1000"] = failure_cell(error)
             result["reads"] = dict.fromkeys(READS, "not filled")
             return result
-        # An object stored by the first envelopes, for match[id] (the middle of the first envelopes' objects).
-        stored_id = next(islice(objects(small, f"{size}-a"), small // 2, None))["id"]
-        result["reads"] = reads(server, options.requests, options.budget, stored_id)
+        # match[id] asks for an object the first envelopes stored.
+        result["reads"] = reads(server, options.requests, options.budget, middle_id(small, f"{size}-a"))
         result["polling"] = {
             n: polling(server, n, options.poll_pages, options.budget) for n in options.pollers
         }

@@ -30,7 +30,7 @@ class ReadClient:
 
     def __init__(self, base_url: str, headers: dict, timeout: float):
         parts = urlsplit(base_url)
-        self.headers, self.timeout = headers, timeout
+        self.headers = headers
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
     def get(self, url: str, params: dict) -> Reply:

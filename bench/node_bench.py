@@ -14,14 +14,13 @@ import json
 import tempfile
 import threading
 import time
-from itertools import islice
 from pathlib import Path
 
 import requests
 
 from bench.report import machine_line, median_p95, write_section
 from bench.servers import OurNode, OurNodeOnMongoDB
-from bench.stix_data import objects
+from bench.stix_data import middle_id, objects
 from bench.workloads import READS, reads
 
 TAXII = "application/taxii+json;version=2.1"
@@ -75,8 +74,7 @@ def run_backend(backend: str, options: argparse.Namespace, folder: Path) -> str:
             objects_url = server.collection_url + "objects/"
             ingest_rates[size] = ingest(session, objects_url, size, seed, options.envelope)
             print(f"{backend}: ingest {size:>9,} objects: {ingest_rates[size]:8,.0f} objects/s", flush=True)
-            stored_id = next(islice(objects(size, seed), size // 2, None))["id"]
-            results[size] = reads(server, options.requests, READ_BUDGET, stored_id)
+            results[size] = reads(server, options.requests, READ_BUDGET, middle_id(size, seed))
             if size == sizes[-1]:
                 concurrent_rate = ingest(session, objects_url, 20_000, "concurrent", options.envelope, 2)
                 print(f"{backend}: ingest 20,000 objects from 2 publishers: {concurrent_rate:,.0f} objects/s")

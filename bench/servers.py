@@ -62,22 +62,25 @@ def write_node_config(folder: Path, collection_ids: list[str], storage_url: str 
 class NodeProcess:
     def __init__(self, config_path: Path):
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--config",
-                str(config_path),
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # Its log goes to a file, as medallion's and secantusdb's do: an unread pipe would fill and stall it.
+        log_path = config_path.parent / "node.log"
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--config",
+                    str(config_path),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.url = f"http://127.0.0.1:{self.port}/"
-        wait_until_listening(self.port, self.process, "taxii-fed serve", 60)
+        wait_until_listening(self.port, self.process, "taxii-fed serve", 60, log_path.read_text)
 
     def stop(self) -> None:
         self.process.terminate()

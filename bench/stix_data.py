@@ -8,6 +8,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,11 @@ def indicator(n: int, seed: str = "bench") -> dict:
 
 def attack_objects() -> list[dict]:
     return json.loads(ATTACK_ICS.read_text(encoding="utf-8"))["objects"]
+
+
+def middle_id(count: int, seed: str = "bench") -> str:
+    """The id of the middle object of `objects(count, seed)`: one a filled collection is known to hold."""
+    return next(islice(objects(count, seed), count // 2, None))["id"]
 
 
 def objects(count: int, seed: str = "bench") -> Iterator[dict]:
