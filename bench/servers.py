@@ -21,7 +21,7 @@ import yaml
 from server.auth import hash_password
 from tests.medallion_member import MedallionMember
 from tests.mongodb_server import MongoTestServer
-from tests.processes import free_port, wait_until_listening
+from tests.processes import free_port, start_listening_server
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"
@@ -62,25 +62,22 @@ def write_node_config(folder: Path, collection_ids: list[str], storage_url: str 
 class NodeProcess:
     def __init__(self, config_path: Path):
         self.port = free_port()
-        # Its log goes to a file, as medallion's and secantusdb's do: an unread pipe would fill and stall it.
-        log_path = config_path.parent / "node.log"
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server.cli",
-                    "serve",
-                    "--config",
-                    str(config_path),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = start_listening_server(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--config",
+                str(config_path),
+                "--port",
+                str(self.port),
+            ],
+            self.port,
+            config_path.parent / "node.log",
+            "taxii-fed serve",
+        )
         self.url = f"http://127.0.0.1:{self.port}/"
-        wait_until_listening(self.port, self.process, "taxii-fed serve", 60, log_path.read_text)
 
     def stop(self) -> None:
         self.process.terminate()

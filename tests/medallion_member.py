@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pymongo
 
-from tests.processes import wait_until_listening
+from tests.processes import start_listening_server
 
 MEDALLION_MAIN = "from medallion.scripts.run import main; main()"
 
@@ -80,24 +80,23 @@ class MedallionMember:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "MedallionMember":
-        # medallion logs a line per request: to a file, since an unread pipe would fill and stall it.
-        self.log_path = self.folder / "medallion.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    self.python,
-                    "-c",
-                    MEDALLION_MAIN,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    str(self.folder / "config.json"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until_listening(self.port, self.process, "medallion", 30, self.log_path.read_text)
+        # medallion logs a line per request.
+        self.process = start_listening_server(
+            [
+                self.python,
+                "-c",
+                MEDALLION_MAIN,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                str(self.folder / "config.json"),
+            ],
+            self.port,
+            self.folder / "medallion.log",
+            "medallion",
+            30,
+        )
         return self
 
     def stop(self) -> None:

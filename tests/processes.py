@@ -5,6 +5,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -31,3 +32,14 @@ def wait_until_listening(
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{name} did not start listening on port {port} within {seconds:g} s")
+
+
+def start_listening_server(
+    command: list[str], port: int, log_path: Path, name: str, seconds: float = 60
+) -> subprocess.Popen:
+    """Start a server whose output goes to `log_path` (a file: an unread pipe would fill and stall it) and
+    return once it listens on `port`."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    wait_until_listening(port, process, name, seconds, log_path.read_text)
+    return process
