@@ -159,8 +159,10 @@ def _report_text(options: argparse.Namespace, all_results: dict, plot_name: str)
     method = (
         "Data: the ATT&CK ICS 18.1 release interleaved with generated indicators. Read figures are"
         f" milliseconds over {options.requests} requests, median (p95), timed on one keep-alive connection"
-        " per client from Python's http.client (requests would add ~0.5 ms to every figure, see"
-        " bench/http_client.py); ingest posts with requests. Each request has a"
+        " per client, written and read on a plain socket as wrk does (http.client would add ~0.2 ms to"
+        " every figure and requests ~0.7 ms, see bench/http_client.py);"
+        " each workload starts with untimed warm-up requests (half a second's worth, at least one:"
+        " bench/workloads.py says why). Ingest posts with requests. Each request has a"
         f" {options.budget:g} s budget, and a server that exceeds it is 'over budget' at that size."
         " Ratios: how many times faster our node is than the peer on the same kind of storage"
         " (medians; for ingest and requests/s, our rate over theirs). Peak RSS counts each server's whole"

@@ -114,7 +114,7 @@ def _report(backend, sizes, results, ingest_rates, concurrent_rate, rss, options
         f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
         f" --envelope {options.envelope} --backends {options.backends}`  ",
         f"{machine_line()} Node on {store}, served by `taxii-fed serve` (cheroot); pages of 100, reads timed"
-        " on a keep-alive http.client connection (bench/http_client.py).",
+        " on one keep-alive connection by the harness's own plain-socket client (bench/http_client.py).",
         "",
         f"| read workload | median at {small:,} (ms) | p95 at {small:,} | median at {large:,} (ms) "
         f"| p95 at {large:,} | median ratio {large:,}/{small:,} |",

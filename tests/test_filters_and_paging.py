@@ -86,6 +86,38 @@ def test_match_id_accepts_a_list(versioned):
     assert sorted(o["id"] for o in items) == sorted(ids)
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"match[version]": "first"},
+        {"match[version]": "all"},
+        {"match[version]": "first,last"},
+        {"match[type]": "attack-pattern,x-mitre-tactic,malware"},
+        {"match[spec_version]": "2.1", "match[version]": "all"},
+        {"added_after": "middle", "match[version]": "all"},
+    ],
+)
+def test_match_id_serves_what_the_whole_collection_holds_for_those_ids(versioned, filters):
+    """match[id] is read by id (an index on the ids), everything else by date_added: both must agree, with
+    every other filter and across pages."""
+    filters = dict(filters)
+    if filters.get("added_after") == "middle":
+        half = versioned.session().get(
+            versioned.objects_url(), params={"limit": 900, "match[version]": "all"}
+        )
+        filters["added_after"] = half.headers["X-TAXII-Date-Added-Last"]
+    versions_per_id = stdlib_collections.Counter(object_id for object_id, _ in _expected_versions())
+    twice = sorted(i for i, count in versions_per_id.items() if count > 1)[:12]
+    once = sorted(i for i, count in versions_per_id.items() if count == 1)[::40]
+    ids = set(twice + once)
+    everything, _ = _walk(versioned, limit=1000, **filters)
+    expected = [o for o in everything if o["id"] in ids]
+    assert expected, "the filters must leave something of these ids to compare"
+    found, _ = _walk(versioned, limit=5, **filters, **{"match[id]": ",".join(sorted(ids))})
+    assert found == expected
+
+
 def test_match_spec_version(versioned):
     assert _walk(versioned, **{"match[spec_version]": "2.0"})[0] == []
     assert len(_walk(versioned, limit=1000, **{"match[spec_version]": "2.1"})[0]) == len(

@@ -194,7 +194,9 @@ class MongoStorage(Storage):
     # -- reads -------------------------------------------------------------------------------------
 
     def query(self, query: ObjectQuery) -> Page:
-        if len(query.types) > 1:
+        if query.ids:
+            documents = self._select_by_ids(query)
+        elif len(query.types) > 1:
             # One ordered index range per type, merged, as in the SQLite backend.
             ranges = [self._select(query, (object_type,)) for object_type in query.types]
             documents = sorted((d for r in ranges for d in r), key=lambda d: d["date_added"])[
@@ -208,16 +210,30 @@ class MongoStorage(Storage):
         ]
         return Page(items, more=len(documents) > query.limit)
 
+    def _select_by_ids(self, query: ObjectQuery) -> list[dict]:
+        """match[id], one object, its versions: every version of the ids, found by equality alone on the
+        (collection_id, id, version) index, each marked by the database with whether the other filters
+        select it (bodies only for those). An object has few versions, and a filter beside `id` (is_last, a
+        date_added range) can lead a planner to scan the collection instead: secantusdb always does, and
+        equality on an index prefix is the shape every MongoDB-compatible server serves from its index."""
+        selected = _selection_expression(query)
+        projection = _PROJECTION_WITHOUT_BODY | {"selected": selected}
+        if query.with_bodies:
+            projection["body"] = {"$cond": [selected, "$body", "$$REMOVE"]}
+        candidates = self.db.objects.find(
+            {"collection_id": query.collection_id, "id": {"$in": list(query.ids)}}, projection
+        )
+        chosen = [document for document in candidates if document["selected"]]
+        return sorted(chosen, key=lambda document: document["date_added"])[: query.limit + 1]
+
     def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> list[dict]:
         selector: dict = {"collection_id": query.collection_id}
-        if query.ids:
-            selector["id"] = {"$in": list(query.ids)}
         if types:
             selector["type"] = types[0] if len(types) == 1 else {"$in": list(types)}
         _add_version_filter(selector, query.versions)
         if query.spec_versions:
             selector["spec_version"] = {"$in": list(query.spec_versions)}
-        lower = max((b for b in (query.added_after, query.after) if b is not None), default=None)
+        lower = _lower_bound(query)
         if lower is not None:
             selector["date_added"] = {"$gt": lower}
         projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
@@ -342,6 +358,35 @@ class _CollectionLease:
         self.db.write_locks.update_one(
             {"_id": self.collection_id, "owner": self.owner}, {"$set": {"owner": None}}
         )
+
+
+def _lower_bound(query: ObjectQuery) -> int | None:
+    """Items come after both added_after and the `next` cursor."""
+    return max((bound for bound in (query.added_after, query.after) if bound is not None), default=None)
+
+
+def _selection_expression(query: ObjectQuery) -> dict:
+    """The query's filters other than ids, as an aggregation expression (`_add_version_filter` and
+    `_select` say the same as a query filter)."""
+    conditions: list = []
+    if query.types:
+        conditions.append({"$in": ["$type", list(query.types)]})
+    if query.spec_versions:
+        conditions.append({"$in": ["$spec_version", list(query.spec_versions)]})
+    lower = _lower_bound(query)
+    if lower is not None:
+        conditions.append({"$gt": ["$date_added", lower]})
+    if query.versions and VERSION_ALL not in query.versions:
+        alternatives: list = []
+        if VERSION_LAST in query.versions:
+            alternatives.append("$is_last")
+        if VERSION_FIRST in query.versions:
+            alternatives.append("$is_first")
+        timestamps = [value for value in query.versions if isinstance(value, int)]
+        if timestamps:
+            alternatives.append({"$in": ["$version", timestamps]})
+        conditions.append({"$or": alternatives})
+    return {"$and": conditions} if conditions else {"$literal": True}
 
 
 def _add_version_filter(selector: dict, versions: tuple[str | int, ...]) -> None:
