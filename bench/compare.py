@@ -16,7 +16,6 @@ budget: a server that exceeds it is reported "over budget" at that size instead 
 """
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,17 +25,17 @@ import requests
 from bench.compare_report import plot, table, targets
 from bench.report import DOCS, machine_line, write_section
 from bench.servers import MONGODB_LARGEST, SERVERS, Server
-from bench.stix_data import middle_id, objects
+from bench.stix_data import envelopes, middle_id
 from bench.workloads import READS, OverBudget, Refused, failure_cell, polling, reads
+from server.media import TAXII_MEDIA_TYPE
 
 # The MongoDB pair takes longer than the rest of a quick run together; --servers adds it back.
 QUICK_SERVERS = "ours,medallion,opentaxii"
 
 
 def ingest(server: Server, count: int, envelope: int, seed: str, budget: float) -> float:
-    stream = list(objects(count, seed))
-    bodies = [json.dumps({"objects": stream[i : i + envelope]}) for i in range(0, count, envelope)]
-    headers = {**server.headers, "Content-Type": "application/taxii+json;version=2.1"}
+    bodies = envelopes(count, envelope, seed)
+    headers = {**server.headers, "Content-Type": TAXII_MEDIA_TYPE}
     started = time.perf_counter()
     with requests.Session() as session:
         for body in bodies:

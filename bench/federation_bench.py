@@ -22,10 +22,10 @@ import yaml
 
 from bench.report import machine_line, median_p95, write_section
 from bench.stix_data import REPO, indicator
+from server.media import TAXII_MEDIA_TYPE
 from tests.processes import free_port
 
-TAXII = "application/taxii+json;version=2.1"
-HEADERS = {"Accept": TAXII, "Content-Type": TAXII}
+HEADERS = {"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE}
 
 
 def _demo_alliance(folder: Path, poll: float) -> tuple[Path, dict[str, str]]:

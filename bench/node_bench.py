@@ -10,7 +10,6 @@ server does and does not show).
 """
 
 import argparse
-import json
 import tempfile
 import threading
 import time
@@ -20,10 +19,10 @@ import requests
 
 from bench.report import machine_line, median_p95, write_section
 from bench.servers import OurNode, OurNodeOnMongoDB
-from bench.stix_data import middle_id, objects
+from bench.stix_data import envelopes, middle_id
 from bench.workloads import READS, reads
+from server.media import TAXII_MEDIA_TYPE
 
-TAXII = "application/taxii+json;version=2.1"
 READ_BUDGET = 60.0  # seconds: far beyond any of our reads, so every request is measured
 SERVER_FOR_BACKEND = {"sqlite": OurNode, "mongodb": OurNodeOnMongoDB}
 
@@ -37,14 +36,13 @@ def ingest(
     publishers: int = 1,
 ) -> float:
     """Objects per second, validated and durable: every envelope's status is complete when its POST returns.
-    Envelopes are serialised before the clock starts, so the figure is the node's, not the client's."""
-    stream = list(objects(count, seed))
-    bodies = [json.dumps({"objects": stream[i : i + envelope_size]}) for i in range(0, count, envelope_size)]
+    Envelopes are serialised before the clock starts (stix_data.envelopes)."""
+    bodies = envelopes(count, envelope_size, seed)
     stored = []
 
     def publish(share: list[str]) -> None:
         for body in share:
-            response = session.post(objects_url, data=body, headers={"Content-Type": TAXII})
+            response = session.post(objects_url, data=body, headers={"Content-Type": TAXII_MEDIA_TYPE})
             status = response.json()
             assert response.status_code == 202 and status["failure_count"] == 0, response.text[:500]
             stored.append(status["success_count"])

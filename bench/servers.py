@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from server.auth import hash_password
+from server.media import TAXII_MEDIA_TYPE
 from tests.medallion_member import MedallionMember
 from tests.mongodb_server import MongoTestServer
 from tests.processes import free_port, start_listening_server
@@ -26,7 +27,6 @@ from tests.processes import free_port, start_listening_server
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench-venv"
 PEER_PACKAGES = ("medallion==3.0.0", "pymongo", "opentaxii==0.9.3", "gunicorn")
-TAXII = "application/taxii+json;version=2.1"
 
 USER, PASSWORD = "bench", "bench-password"
 
@@ -121,16 +121,20 @@ def ensure_peer_venv() -> Path:
     return VENV / "bin"
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), None once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _process_tree(root: int) -> list[int]:
     """`root` and every process below it: gunicorn's workers, our node's validation workers."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # the process ended while we looked
-            children.setdefault(parent, []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     tree, waiting = [], [root]
     while waiting:
         pid = waiting.pop()
@@ -154,11 +158,8 @@ def _rss_mib(pids: list[int]) -> float:
 def _cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+        if fields := _stat_fields(pid):
+            total += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -218,7 +219,7 @@ class OurNode(Server):
         collection_id = str(uuid.uuid4())
         self.node = NodeProcess(write_node_config(folder, [collection_id], storage_url))
         self.collection_url = f"{self.node.url}bench/collections/{collection_id}/"
-        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
+        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII_MEDIA_TYPE}
 
     def root_pids(self) -> list[int]:
         return [self.node.process.pid]
@@ -244,7 +245,7 @@ class Medallion(Server):
             mongodb_uri=mongodb_uri,
         ).start()
         self.collection_url = f"{self.member.url}alliance/collections/{collection_id}/"
-        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII}
+        self.headers = {"Authorization": _basic(USER, PASSWORD), "Accept": TAXII_MEDIA_TYPE}
 
     def root_pids(self) -> list[int]:
         return [self.member.process.pid]
@@ -381,7 +382,7 @@ class OpenTaxii(Server):
                     raise RuntimeError("OpenTAXII did not start within 60 s") from None
                 time.sleep(0.2)
         self.collection_url = f"{base}taxii2/{root}/collections/{collection}/"
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": TAXII}
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": TAXII_MEDIA_TYPE}
 
     def root_pids(self) -> list[int]:
         return [self.process.pid]

@@ -47,6 +47,13 @@ def middle_id(count: int, seed: str = "bench") -> str:
     return next(islice(objects(count, seed), count // 2, None))["id"]
 
 
+def envelopes(count: int, envelope_size: int, seed: str = "bench") -> list[str]:
+    """`objects(count, seed)` as serialised envelopes of `envelope_size`, ready to POST: serialised before a
+    clock starts, so an ingest figure is the server's, not the client's."""
+    stream = list(objects(count, seed))
+    return [json.dumps({"objects": stream[i : i + envelope_size]}) for i in range(0, count, envelope_size)]
+
+
 def objects(count: int, seed: str = "bench") -> Iterator[dict]:
     """`count` objects: ATT&CK ICS objects alternating with generated indicators while the release lasts,
     then indicators; every collection size holds both kinds. The release's one object without `modified`

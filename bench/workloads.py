@@ -163,6 +163,8 @@ def polling(server: Server, pollers: int, pages_each: int, budget: float) -> dic
     started = time.perf_counter()
     failures: list[Exception] = []
 
+    objects_url = server.collection_url + "objects/"
+
     def walk() -> None:
         params = {"limit": 100}
         client = _client(server, budget)  # one connection per poller, as each would hold its own
@@ -170,8 +172,7 @@ def polling(server: Server, pollers: int, pages_each: int, budget: float) -> dic
             for _ in range(pages_each):
                 if time.perf_counter() - started > budget * 6:
                     break  # a slow server is measured on what it served in the time it had
-                url = server.collection_url + "objects/"
-                response, elapsed = _get(client, server, url, params, budget)
+                response, elapsed = _get(client, server, objects_url, params, budget)
                 latencies.append(elapsed)
                 body = response.json()
                 # At the end, start the walk again, as a poller's next cycle would.

@@ -67,6 +67,11 @@ class ObjectQuery:
     # (StoredVersion.body is then "").
     with_bodies: bool = True
 
+    @property
+    def lower_bound(self) -> int | None:
+        """Items come after both added_after and the `next` cursor."""
+        return max((bound for bound in (self.added_after, self.after) if bound is not None), default=None)
+
 
 @dataclass(frozen=True)
 class Page:

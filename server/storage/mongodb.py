@@ -233,7 +233,7 @@ class MongoStorage(Storage):
         _add_version_filter(selector, query.versions)
         if query.spec_versions:
             selector["spec_version"] = {"$in": list(query.spec_versions)}
-        lower = _lower_bound(query)
+        lower = query.lower_bound
         if lower is not None:
             selector["date_added"] = {"$gt": lower}
         projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
@@ -360,11 +360,6 @@ class _CollectionLease:
         )
 
 
-def _lower_bound(query: ObjectQuery) -> int | None:
-    """Items come after both added_after and the `next` cursor."""
-    return max((bound for bound in (query.added_after, query.after) if bound is not None), default=None)
-
-
 def _selection_expression(query: ObjectQuery) -> dict:
     """The query's filters other than ids, as an aggregation expression (`_add_version_filter` and
     `_select` say the same as a query filter)."""
@@ -373,7 +368,7 @@ def _selection_expression(query: ObjectQuery) -> dict:
         conditions.append({"$in": ["$type", list(query.types)]})
     if query.spec_versions:
         conditions.append({"$in": ["$spec_version", list(query.spec_versions)]})
-    lower = _lower_bound(query)
+    lower = query.lower_bound
     if lower is not None:
         conditions.append({"$gt": ["$date_added", lower]})
     if query.versions and VERSION_ALL not in query.versions:

@@ -224,7 +224,7 @@ class SqliteStorage(Storage):
         _add_in_filter(where, params, "type", types)
         _add_version_filter(where, params, query.versions)
         _add_in_filter(where, params, "spec_version", query.spec_versions)
-        lower = max((bound for bound in (query.added_after, query.after) if bound is not None), default=None)
+        lower = query.lower_bound
         if lower is not None:
             where.append("date_added > ?")
             params.append(lower)
