@@ -27,7 +27,7 @@ from bench.report import DOCS, machine_line, write_section
 from bench.servers import MONGODB_LARGEST, SERVERS, Server
 from bench.stix_data import envelopes, middle_id
 from bench.workloads import READS, OverBudget, Refused, failure_cell, polling, reads
-from server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
 
 # The MongoDB pair takes longer than the rest of a quick run together; --servers adds it back.
 QUICK_SERVERS = "ours,medallion,opentaxii"

@@ -22,7 +22,7 @@ import yaml
 
 from bench.report import machine_line, median_p95, write_section
 from bench.stix_data import REPO, indicator
-from server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from tests.processes import free_port
 
 HEADERS = {"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE}
@@ -119,7 +119,7 @@ def measure_throughput(ua: str, md: str, total: int, already_at_md: int) -> floa
 def _start(topology: str, config: Path, folder: Path) -> list[subprocess.Popen]:
     """`one-process`: `taxii-fed federation up` (the demo). `process-per-node`: each node under
     `taxii-fed serve` and the links under `taxii-fed mirror`, as members running their own machines would."""
-    cli = [sys.executable, "-m", "server.cli"]
+    cli = [sys.executable, "-m", "taxii_federation.clients.cli"]
     if topology == "one-process":
         process = subprocess.Popen(
             [*cli, "federation", "up", "--config", str(config)],

@@ -21,7 +21,7 @@ from bench.report import machine_line, median_p95, write_section
 from bench.servers import OurNode, OurNodeOnMongoDB
 from bench.stix_data import envelopes, middle_id
 from bench.workloads import READS, reads
-from server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
 
 READ_BUDGET = 60.0  # seconds: far beyond any of our reads, so every request is measured
 SERVER_FOR_BACKEND = {"sqlite": OurNode, "mongodb": OurNodeOnMongoDB}

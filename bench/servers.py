@@ -18,8 +18,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from server.auth import hash_password
-from server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.auth import hash_password
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from tests.medallion_member import MedallionMember
 from tests.mongodb_server import MongoTestServer
 from tests.processes import free_port, start_listening_server
@@ -66,7 +66,7 @@ class NodeProcess:
             [
                 sys.executable,
                 "-m",
-                "server.cli",
+                "taxii_federation.clients.cli",
                 "serve",
                 "--config",
                 str(config_path),

@@ -7,9 +7,8 @@ import requests
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Server
 
-from clients.credentials import Credentials
-from clients.federation_config import Member
-from clients.taxii import RemoteCollection, RemoteError
+from taxii_federation.clients.credentials import Credentials
+from taxii_federation.clients.taxii import Endpoint, RemoteCollection, RemoteError
 
 _COLLECTION_URL = re.compile(
     r"^(?P<base>https?://[^/]+/(?:.+/)?)(?P<root>[^/]+)/collections/(?P<id>[^/]+)/?$"
@@ -93,14 +92,13 @@ def open_collection(
             if default is None:
                 raise RemoteError(f"{url} names no default API root; give one with --api-root")
             api_root = default.url.rstrip("/").rsplit("/", 1)[1]
-    member = Member(
+    member = Endpoint(
         name=base.rstrip("/"),
         url=base,
         api_root=api_root.strip("/"),
         user=credentials.user,
         password=credentials.password,
         ca_bundle=ca_bundle,
-        server="other",
     )
     remote = RemoteCollection(member, collection, timeout=120)
     remote.connect()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from clients.taxii import RemoteCollection
+from taxii_federation.clients.taxii import RemoteCollection
 
 
 @dataclass

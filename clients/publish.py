@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clients.taxii import RemoteCollection
-from server.validation import Refusal, validate_object
+from taxii_federation.clients.taxii import RemoteCollection
+from taxii_federation.server.validation import Refusal, validate_object
 
 
 class BundleError(Exception):

@@ -11,8 +11,6 @@ from taxii2client.common import _HTTPConnection
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import ApiRoot, Status
 
-from clients.federation_config import Member
-
 TAXII = "application/taxii+json;version=2.1"
 PROVENANCE_HEADER = "X-TAXII-Fed-Provenance"
 PROVENANCE_PROPERTY = "x_taxii_fed_origins"
@@ -20,6 +18,22 @@ LINK_PROPERTY = "x_taxii_fed_links"
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
 VALIDATED_HEADER = "X-TAXII-Fed-Validated"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A TAXII 2.1 node and the account used there."""
+
+    name: str
+    url: str  # base URL of the node, ending in '/'
+    api_root: str
+    user: str
+    password: str
+    ca_bundle: str | None = None
+
+    @property
+    def api_root_url(self) -> str:
+        return f"{self.url}{self.api_root}/"
 
 
 class RemoteError(Exception):
@@ -59,7 +73,7 @@ def _envelopes(objects: list[dict], max_content_length: int) -> Iterator[tuple[l
 
 
 class RemoteCollection:
-    def __init__(self, member: Member, alias: str, timeout: float = 30):
+    def __init__(self, member: Endpoint, alias: str, timeout: float = 30):
         self.member, self.alias, self.timeout = member, alias, timeout
         self._conn = _HTTPConnection(
             member.user, member.password, verify=member.ca_bundle or True, version="2.1"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from clients.credentials import CredentialsError, load_credentials
-from clients.discover import discover, open_collection
-from clients.poll import Cursor, Output, follow, poll_once
-from clients.publish import BundleError, publish, summary
-from clients.taxii import RemoteError
+from taxii_federation.clients.credentials import CredentialsError, load_credentials
+from taxii_federation.clients.discover import discover, open_collection
+from taxii_federation.clients.poll import Cursor, Output, follow, poll_once
+from taxii_federation.clients.publish import BundleError, publish, summary
+from taxii_federation.clients.taxii import RemoteError
 
 _CREDENTIALS = click.option(
     "--credentials",
@@ -168,6 +168,4 @@ def poll_command(
     click.echo(f"received {received} objects; cursor {cursor.added_after or 'unchanged'}", err=True)
 
 
-def register(group: click.Group) -> None:
-    for command in (discover_command, publish_command, poll_command):
-        group.add_command(command)
+COMMANDS = (discover_command, publish_command, poll_command)

@@ -6,15 +6,15 @@ No module-level app, storage or user table exists, so several nodes can run in o
 
 from flask import Flask, g, request
 
-from server.auth import Authenticator
-from server.config import NodeConfig
-from server.errors import TaxiiError, install_error_handlers
-from server.media import accepts_taxii
-from server.node import Node, attach_node, current_node
-from server.resources import BLUEPRINTS
-from server.storage import open_storage
-from server.storage.base import Storage
-from server.validation import EnvelopeValidator
+from taxii_federation.server.auth import Authenticator
+from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.errors import TaxiiError, install_error_handlers
+from taxii_federation.server.media import accepts_taxii
+from taxii_federation.server.node import Node, attach_node, current_node
+from taxii_federation.server.resources import BLUEPRINTS
+from taxii_federation.server.storage import open_storage
+from taxii_federation.server.storage.base import Storage
+from taxii_federation.server.validation import EnvelopeValidator
 
 
 def _authenticate_and_negotiate() -> None:

@@ -8,8 +8,8 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from server.config import CollectionConfig, Grant, UserConfig
-from server.errors import TaxiiError
+from taxii_federation.server.config import CollectionConfig, Grant, UserConfig
+from taxii_federation.server.errors import TaxiiError
 
 # scrypt at n=2**14 costs ~40 ms: slow for an attacker with a stolen hash, and verified once per
 # password per process thanks to the cache below (OpenTAXII pays ~0.1 s of CPU on every request).

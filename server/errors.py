@@ -6,7 +6,7 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
 

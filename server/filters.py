@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 
-from server.errors import TaxiiError
-from server.storage.base import VERSION_ALL, VERSION_FIRST, VERSION_LAST, ObjectQuery
-from server.timestamps import TimestampError, parse_micros
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.storage.base import VERSION_ALL, VERSION_FIRST, VERSION_LAST, ObjectQuery
+from taxii_federation.server.timestamps import TimestampError, parse_micros
 
 MATCH_FIELDS = ("id", "type", "version", "spec_version")
 _SPEC_VERSIONS = {"2.0", "2.1"}

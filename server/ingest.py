@@ -10,12 +10,18 @@ import uuid
 
 from flask import request
 
-from server.errors import TaxiiError
-from server.media import is_taxii_content
-from server.node import CollectionContext, current_node, current_user
-from server.storage.base import NewObject, PartialWriteError, Provenance, StatusRecord, WriteOutcome
-from server.timestamps import format_micros, now_micros
-from server.validation import Refusal
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.media import is_taxii_content
+from taxii_federation.server.node import CollectionContext, current_node, current_user
+from taxii_federation.server.storage.base import (
+    NewObject,
+    PartialWriteError,
+    Provenance,
+    StatusRecord,
+    WriteOutcome,
+)
+from taxii_federation.server.timestamps import format_micros, now_micros
+from taxii_federation.server.validation import Refusal
 
 log = logging.getLogger(__name__)
 

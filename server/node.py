@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from flask import Response, current_app, g
 
-from server.auth import Access, Authenticator, collection_access, has_api_root_grant
-from server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
-from server.errors import TaxiiError
-from server.media import TAXII_MEDIA_TYPE
-from server.storage.base import Storage
-from server.validation import EnvelopeValidator
+from taxii_federation.server.auth import Access, Authenticator, collection_access, has_api_root_grant
+from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.storage.base import Storage
+from taxii_federation.server.validation import EnvelopeValidator
 
 _EXTENSION_KEY = "taxii_node"
 

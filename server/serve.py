@@ -9,9 +9,9 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
-from server.app import create_app
-from server.config import NodeConfig
-from server.node import current_node
+from taxii_federation.server.app import create_app
+from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.node import current_node
 
 log = logging.getLogger(__name__)
 

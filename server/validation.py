@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import stix2
 import stix2.exceptions
 
-from server import stix_patterns
-from server.storage.base import NewObject
-from server.timestamps import TimestampError, parse_micros
+from taxii_federation.server import stix_patterns
+from taxii_federation.server.storage.base import NewObject
+from taxii_federation.server.timestamps import TimestampError, parse_micros
 
 stix_patterns.install()
 log = logging.getLogger(__name__)

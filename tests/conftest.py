@@ -11,9 +11,9 @@ import pytest
 import requests
 import yaml
 
-from server.auth import hash_password
-from server.config import load_node_config
-from server.serve import RunningNode, start_node
+from taxii_federation.server.auth import hash_password
+from taxii_federation.server.config import load_node_config
+from taxii_federation.server.serve import RunningNode, start_node
 from tests.mongodb_server import MongoTestServer
 from tests.processes import free_port
 

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server
 
-from server.auth import verify_password
+from taxii_federation.server.auth import verify_password
 from tests.conftest import PASSWORDS, free_port, load_bundle, post_envelope, write_node_files
 from tests.processes import wait_until_listening
 
-CLI = [sys.executable, "-m", "server.cli"]
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.config import ConfigError, load_node_config
+from taxii_federation.server.config import ConfigError, load_node_config
 from tests.conftest import write_node_files
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import uuid
 import pytest
 import requests
 
-from clients.alliance import start_alliance
-from clients.federation_config import load_federation_config
-from clients.policy import TLP_MARKINGS
+from taxii_federation.clients.federation.alliance import start_alliance
+from taxii_federation.clients.federation.config import load_federation_config
+from taxii_federation.clients.federation.policy import TLP_MARKINGS
 from tests.conftest import (
     COLLECTION_ID,
     PASSWORDS,
@@ -245,7 +245,7 @@ def test_a_member_that_is_down_catches_up_and_delays_no_one_else(alliance_factor
 
 def _restart_on(config, port):
     """Bring a node back at the same address (the port may take a moment to be released)."""
-    from server.serve import start_node
+    from taxii_federation.server.serve import start_node
 
     deadline = time.monotonic() + 30
     while True:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clients.federation_config import load_federation_config
-from server.config import ConfigError
+from taxii_federation.clients.federation.config import load_federation_config
+from taxii_federation.server.config import ConfigError
 from tests.conftest import SHARED_INDICATORS, write_federation_files
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ backend), and the federation speaks only standard TAXII 2.1 to it."""
 import pytest
 import yaml
 
-from clients.alliance import start_alliance
-from clients.federation_config import load_federation_config
+from taxii_federation.clients.federation.alliance import start_alliance
+from taxii_federation.clients.federation.config import load_federation_config
 from tests.conftest import (
     COLLECTION_ID,
     PASSWORDS,

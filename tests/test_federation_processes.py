@@ -11,8 +11,8 @@ import uuid
 import pytest
 import yaml
 
-from clients.alliance import start_alliance
-from clients.federation_config import load_federation_config
+from taxii_federation.clients.federation.alliance import start_alliance
+from taxii_federation.clients.federation.config import load_federation_config
 from tests.conftest import (
     SHARED_INDICATORS,
     load_bundle,
@@ -21,7 +21,7 @@ from tests.conftest import (
     write_federation_files,
 )
 
-CLI = [sys.executable, "-m", "server.cli"]
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
 
 
 def _post(base_url: str, objects: list[dict]) -> None:

@@ -8,8 +8,8 @@ import sys
 import yaml
 from medallion.backends.memory_backend import MemoryBackend
 
-from server.config import load_node_config
-from server.serve import start_node
+from taxii_federation.server.config import load_node_config
+from taxii_federation.server.serve import start_node
 from tests.conftest import COLLECTION_ID, PASSWORDS, free_port, load_bundle, walk, write_node_files
 from tests.medallion_member import MedallionMember
 
@@ -49,7 +49,7 @@ def test_an_imported_medallion_collection_reads_the_same_at_our_node(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "server.cli",
+                "taxii_federation.clients.cli",
                 "storage",
                 "import-medallion",
                 str(medallion.folder / "data.json"),

@@ -3,7 +3,7 @@
 import pytest
 from stix2patterns.validator import run_validator
 
-from server.stix_patterns import pattern_shape, validate_pattern
+from taxii_federation.server.stix_patterns import pattern_shape, validate_pattern
 from tests.conftest import load_bundle
 
 SHA256 = "ef537f25c895bfa782526529a9b63d97aa631564d5d789c2b765448c8635fb6c"

@@ -6,9 +6,16 @@ import uuid
 
 import pytest
 
-from server.storage import open_storage
-from server.storage.base import VERSION_ALL, VERSION_FIRST, NewObject, ObjectQuery, Provenance, StatusRecord
-from server.timestamps import parse_micros
+from taxii_federation.server.storage import open_storage
+from taxii_federation.server.storage.base import (
+    VERSION_ALL,
+    VERSION_FIRST,
+    NewObject,
+    ObjectQuery,
+    Provenance,
+    StatusRecord,
+)
+from taxii_federation.server.timestamps import parse_micros
 
 COLLECTION = "c0ffee00-0000-4000-8000-000000000001"
 HOME = Provenance("ua")

@@ -4,9 +4,9 @@ import subprocess
 import sys
 import uuid
 
-from server.storage import open_storage
-from server.storage.base import VERSION_ALL, ObjectQuery, Provenance, StatusRecord
-from server.validation import validate_object
+from taxii_federation.server.storage import open_storage
+from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Provenance, StatusRecord
+from taxii_federation.server.validation import validate_object
 from tests.conftest import load_bundle
 
 COLLECTION = "0d4a3c2b-1e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -46,7 +46,17 @@ def _fill(url: str) -> None:
 
 def _copy(source: str, destination: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "storage", "copy", "--from", source, "--to", destination],
+        [
+            sys.executable,
+            "-m",
+            "taxii_federation.clients.cli",
+            "storage",
+            "copy",
+            "--from",
+            source,
+            "--to",
+            destination,
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import COLLECTION_ID, PASSWORDS, free_port, load_bundle, post_envelope, walk
 from tests.medallion_member import MedallionMember
 
-CLI = [sys.executable, "-m", "server.cli"]
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
 ICS = "tests/data/attack/ics-attack-18.1.json"
 
 

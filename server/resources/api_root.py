@@ -2,8 +2,8 @@
 
 from flask import Blueprint
 
-from server.media import TAXII_MEDIA_TYPE
-from server.node import find_api_root, taxii_response
+from taxii_federation.server.media import TAXII_MEDIA_TYPE
+from taxii_federation.server.node import find_api_root, taxii_response
 
 blueprint = Blueprint("api_root", __name__)
 

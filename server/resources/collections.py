@@ -2,10 +2,10 @@
 
 from flask import Blueprint
 
-from server.auth import Access, collection_access
-from server.config import CollectionConfig
-from server.media import STIX_MEDIA_TYPE
-from server.node import current_user, find_api_root, find_collection, taxii_response
+from taxii_federation.server.auth import Access, collection_access
+from taxii_federation.server.config import CollectionConfig
+from taxii_federation.server.media import STIX_MEDIA_TYPE
+from taxii_federation.server.node import current_user, find_api_root, find_collection, taxii_response
 
 blueprint = Blueprint("collections", __name__)
 

@@ -2,8 +2,8 @@
 
 from flask import Blueprint, request
 
-from server.auth import has_api_root_grant
-from server.node import current_node, current_user, taxii_response
+from taxii_federation.server.auth import has_api_root_grant
+from taxii_federation.server.node import current_node, current_user, taxii_response
 
 blueprint = Blueprint("discovery", __name__)
 

@@ -2,11 +2,11 @@
 
 from flask import Blueprint
 
-from server.filters import MATCH_FIELDS
-from server.media import STIX_MEDIA_TYPE
-from server.node import find_collection, taxii_response
-from server.resources.paging import date_added_headers, page_fields, read_page
-from server.timestamps import format_micros
+from taxii_federation.server.filters import MATCH_FIELDS
+from taxii_federation.server.media import STIX_MEDIA_TYPE
+from taxii_federation.server.node import find_collection, taxii_response
+from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
+from taxii_federation.server.timestamps import format_micros
 
 blueprint = Blueprint("manifest", __name__)
 

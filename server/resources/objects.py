@@ -4,13 +4,18 @@ import json
 
 from flask import Blueprint, Response, request
 
-from server.errors import TaxiiError
-from server.filters import MATCH_FIELDS, parse_query
-from server.ingest import LINK_PROPERTY, PROVENANCE_PROPERTY, ingest_envelope, wants_provenance
-from server.node import current_node, find_collection, taxii_response
-from server.resources.paging import date_added_headers, page_fields, read_page
-from server.resources.status import status_body
-from server.storage.base import VERSION_ALL, ObjectQuery, Page
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.filters import MATCH_FIELDS, parse_query
+from taxii_federation.server.ingest import (
+    LINK_PROPERTY,
+    PROVENANCE_PROPERTY,
+    ingest_envelope,
+    wants_provenance,
+)
+from taxii_federation.server.node import current_node, find_collection, taxii_response
+from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
+from taxii_federation.server.resources.status import status_body
+from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Page
 
 blueprint = Blueprint("objects", __name__)
 

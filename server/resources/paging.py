@@ -5,10 +5,10 @@ from dataclasses import replace
 
 from flask import request
 
-from server.filters import encode_next, parse_query
-from server.node import current_node
-from server.storage.base import ObjectQuery, Page
-from server.timestamps import format_micros
+from taxii_federation.server.filters import encode_next, parse_query
+from taxii_federation.server.node import current_node
+from taxii_federation.server.storage.base import ObjectQuery, Page
+from taxii_federation.server.timestamps import format_micros
 
 
 def read_page(

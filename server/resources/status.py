@@ -2,10 +2,10 @@
 
 from flask import Blueprint
 
-from server.errors import TaxiiError
-from server.node import current_node, find_api_root, find_collection, taxii_response
-from server.storage.base import StatusRecord
-from server.timestamps import format_micros
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.node import current_node, find_api_root, find_collection, taxii_response
+from taxii_federation.server.storage.base import StatusRecord
+from taxii_federation.server.timestamps import format_micros
 
 blueprint = Blueprint("status", __name__)
 

@@ -2,10 +2,10 @@
 
 from flask import Blueprint
 
-from server.errors import TaxiiError
-from server.node import find_collection, taxii_response
-from server.resources.paging import date_added_headers, page_fields, read_page
-from server.timestamps import format_micros
+from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.node import find_collection, taxii_response
+from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
+from taxii_federation.server.timestamps import format_micros
 
 blueprint = Blueprint("versions", __name__)
 

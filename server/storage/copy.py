@@ -9,7 +9,7 @@ while it is being copied.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.storage.base import VERSION_ALL, ObjectQuery, Storage
+from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Storage
 
 BATCH = 1000
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from server.storage.base import StatusRecord, Storage, StoredVersion
-from server.timestamps import parse_micros
-from server.validation import version_of
+from taxii_federation.server.storage.base import StatusRecord, Storage, StoredVersion
+from taxii_federation.server.timestamps import parse_micros
+from taxii_federation.server.validation import version_of
 
 _DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from server.storage.base import (
+from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
@@ -44,7 +44,7 @@ from server.storage.base import (
     WriteOutcome,
     plan_write,
 )
-from server.timestamps import now_micros
+from taxii_federation.server.timestamps import now_micros
 
 _INDEXES = {
     "objects": [

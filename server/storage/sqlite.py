@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from server.storage.base import (
+from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
@@ -26,7 +26,7 @@ from server.storage.base import (
     WriteOutcome,
     plan_write,
 )
-from server.timestamps import now_micros
+from taxii_federation.server.timestamps import now_micros
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (

@@ -5,12 +5,12 @@ them has waited."""
 import time
 from dataclasses import dataclass
 
-from clients.federation import build_links
-from clients.federation_config import FederationConfig
-from clients.mirror import Link
-from clients.state import FederationState, LinkState
-from clients.taxii import RemoteCollection, RemoteError
-from server.timestamps import parse_micros
+from taxii_federation.clients.federation.config import FederationConfig
+from taxii_federation.clients.federation.mirror import Link
+from taxii_federation.clients.federation.scheduler import build_links
+from taxii_federation.clients.federation.state import FederationState, LinkState
+from taxii_federation.clients.taxii import RemoteCollection, RemoteError
+from taxii_federation.server.timestamps import parse_micros
 
 LAG_COUNT_LIMIT = 10_000  # beyond this the exact backlog is not worth reading the whole source for
 

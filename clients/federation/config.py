@@ -7,7 +7,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.config import ConfigError, ConfigSection, load_node_config, read_yaml, resolve_path
+from taxii_federation.clients.taxii import Endpoint
+from taxii_federation.server.config import (
+    ConfigError,
+    ConfigSection,
+    load_node_config,
+    read_yaml,
+    resolve_path,
+)
 
 TLP_LEVELS = {"clear": 0, "white": 0, "green": 1, "amber": 2, "amber+strict": 3, "red": 4}
 DIRECTIONS = ("to-hub", "from-hub", "both")
@@ -16,21 +23,13 @@ SERVER_KINDS = ("taxii-fed", "medallion", "other")
 
 
 @dataclass(frozen=True)
-class Member:
-    name: str
-    url: str  # base URL of the node, ending in '/'
-    api_root: str
-    user: str
-    password: str
-    ca_bundle: str | None = None
+class Member(Endpoint):
+    """A node of the alliance, as federation.yaml describes it."""
+
     node_config: Path | None = None  # set when `federation up` runs this member's node itself
     # taxii-fed nodes give every object its own, strictly increasing date_added, so a link may checkpoint
     # after each page; other servers (medallion gives a whole POST one date_added) only after a full walk.
     server: str = "taxii-fed"
-
-    @property
-    def api_root_url(self) -> str:
-        return f"{self.url}{self.api_root}/"
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from clients.federation import Federation
-from clients.federation_config import FederationConfig
-from server.config import load_node_config
-from server.serve import RunningNode, start_node
+from taxii_federation.clients.federation.config import FederationConfig
+from taxii_federation.clients.federation.scheduler import Federation
+from taxii_federation.server.config import load_node_config
+from taxii_federation.server.serve import RunningNode, start_node
 
 
 @dataclass

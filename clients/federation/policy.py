@@ -7,7 +7,7 @@ of its object markings and granular markings: one RED property keeps the whole o
 
 from dataclasses import dataclass
 
-from clients.federation_config import TLP_LEVELS, Agreement
+from taxii_federation.clients.federation.config import TLP_LEVELS, Agreement
 
 TLP_MARKINGS = {
     # TLP 1.0 (STIX 2.1 §7.2.1.4)

@@ -8,10 +8,10 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from clients.federation_config import FederationConfig
-from clients.mirror import Link, LinkRun, Mirror
-from clients.state import FederationState
-from clients.taxii import RemoteError
+from taxii_federation.clients.federation.config import FederationConfig
+from taxii_federation.clients.federation.mirror import Link, LinkRun, Mirror
+from taxii_federation.clients.federation.state import FederationState
+from taxii_federation.clients.taxii import RemoteError
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0

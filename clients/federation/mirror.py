@@ -5,10 +5,10 @@ idempotent destination; it never skips an object."""
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from clients.federation_config import Agreement, Member
-from clients.policy import TLP_MARKINGS, decide, marking_refs
-from clients.state import FederationState
-from clients.taxii import RemoteCollection, SourcePage
+from taxii_federation.clients.federation.config import Agreement, Member
+from taxii_federation.clients.federation.policy import TLP_MARKINGS, decide, marking_refs
+from taxii_federation.clients.federation.state import FederationState
+from taxii_federation.clients.taxii import RemoteCollection, SourcePage
 
 REASON_REFUSED = "refused by the destination"
 # TLP 1.0 definitions are built into STIX 2.1: every node knows them without receiving them.
