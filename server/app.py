@@ -9,6 +9,7 @@ from flask import Flask, g, request
 from taxii_federation.server.auth import Authenticator
 from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import TaxiiError, install_error_handlers
+from taxii_federation.server.held_reads import HeldReads
 from taxii_federation.server.media import accepts_taxii
 from taxii_federation.server.node import Node, attach_node, current_node
 from taxii_federation.server.resources import BLUEPRINTS
@@ -33,7 +34,13 @@ def create_app(config: NodeConfig, storage: Storage | None = None) -> Flask:
     app = Flask(f"taxii-node-{config.name}")
     app.json.sort_keys = False
     storage = storage or open_storage(config.storage_url)
-    node = Node(config, storage, Authenticator(config.users), EnvelopeValidator(config.validation_workers))
+    node = Node(
+        config,
+        storage,
+        Authenticator(config.users),
+        EnvelopeValidator(config.validation_workers),
+        HeldReads(config.max_held_reads, config.held_read_seconds),
+    )
     attach_node(app, node)
     install_error_handlers(app)
     app.before_request(_authenticate_and_negotiate)

@@ -89,6 +89,9 @@ class NodeConfig:
     status_retention_hours: int = 168
     threads: int = 16
     validation_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Reads a mirror may ask the node to hold open until the next commit (server/held_reads.py).
+    max_held_reads: int = 4
+    held_read_seconds: int = 30
     source: Path | None = None
 
     def find_api_root(self, path: str) -> ApiRootConfig | None:
@@ -276,6 +279,24 @@ def _validation_workers(top: ConfigSection) -> int:
     return workers
 
 
+def _max_held_reads(top: ConfigSection, threads: int) -> int:
+    """Each held read keeps an HTTP worker thread: at least half of them stay for normal requests."""
+    held = top.get("max_held_reads", int, threads // 4)
+    if not 0 <= held <= threads // 2:
+        top.fail(
+            f"must be between 0 (hold no reads) and half of `threads` ({threads // 2}), got {held}",
+            "max_held_reads",
+        )
+    return held
+
+
+def _held_read_seconds(top: ConfigSection) -> int:
+    seconds = top.positive_int("held_read_seconds", 30)
+    if seconds > 300:
+        top.fail(f"must be at most 300 (a held read keeps a thread), got {seconds}", "held_read_seconds")
+    return seconds
+
+
 def _retention_hours(top: ConfigSection) -> int:
     hours = top.positive_int("status_retention_hours", 168)
     if hours < 24:
@@ -303,6 +324,8 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "status_retention_hours",
             "threads",
             "validation_workers",
+            "max_held_reads",
+            "held_read_seconds",
         }
     )
     node = top.child("node")
@@ -324,6 +347,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
             if not file.is_file():
                 tls_section.fail(f"file {file} does not exist", key)
     catalogue_path = resolve_path(base, top.get("catalogue", str, required=True))
+    threads = top.positive_int("threads", 16)
     api_roots, default_api_root = load_catalogue(catalogue_path)
     users = _users(ConfigSection(top.data.get("users") or {}, path, "users"), api_roots)
     return NodeConfig(
@@ -340,7 +364,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
         users=users,
         max_page_size=top.positive_int("max_page_size", 1000),
         status_retention_hours=_retention_hours(top),
-        threads=top.positive_int("threads", 16),
+        threads=threads,
         validation_workers=_validation_workers(top),
+        max_held_reads=_max_held_reads(top, threads),
+        held_read_seconds=_held_read_seconds(top),
         source=path,
     )

@@ -116,6 +116,8 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
     verdicts = node.validator.validate(objects, allow_custom, validated_upstream)
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     outcomes, lost = _store(context, valid)
+    if any(outcome.stored for outcome in outcomes):
+        node.held_reads.committed(context.collection.id)
     successes = [
         {
             "id": outcome.id,

@@ -13,6 +13,7 @@ from flask import Response, current_app, g
 from taxii_federation.server.auth import Access, Authenticator, collection_access, has_api_root_grant
 from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.held_reads import HeldReads
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from taxii_federation.server.storage.base import Storage
 from taxii_federation.server.validation import EnvelopeValidator
@@ -26,8 +27,10 @@ class Node:
     storage: Storage
     authenticator: Authenticator
     validator: EnvelopeValidator
+    held_reads: HeldReads  # commits wake the reads mirrors hold open (server/held_reads.py)
 
     def close(self) -> None:
+        self.held_reads.close()
         self.validator.close()
         self.storage.close()
 
@@ -45,6 +48,10 @@ def attach_node(app, node: Node) -> None:
 
 def current_node() -> Node:
     return current_app.extensions[_EXTENSION_KEY]
+
+
+def node_of(app) -> Node:
+    return app.extensions[_EXTENSION_KEY]
 
 
 def current_user() -> UserConfig:

@@ -11,7 +11,7 @@ from flask import Flask
 
 from taxii_federation.server.app import create_app
 from taxii_federation.server.config import NodeConfig
-from taxii_federation.server.node import current_node
+from taxii_federation.server.node import current_node, node_of
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class RunningNode:
         return f"{scheme}://{self.config.host}:{self.port}/"
 
     def stop(self) -> None:
+        node_of(self.app).held_reads.close()  # held reads answer now, so the worker threads can finish
         self.server.stop()
         self.thread.join(timeout=10)
         with self.app.app_context():
@@ -85,6 +86,7 @@ def serve_forever(config: NodeConfig, host: str | None = None, port: int | None 
     except KeyboardInterrupt:
         pass
     finally:
+        node_of(app).held_reads.close()
         server.stop()
         with app.app_context():
             current_node().close()

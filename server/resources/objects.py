@@ -1,15 +1,18 @@
 """Objects (TAXII 2.1 §5.3-§5.7): list and add objects; get and delete one object."""
 
 import json
+import math
 
 from flask import Blueprint, Response, request
 
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.filters import MATCH_FIELDS, parse_query
+from taxii_federation.server.held_reads import WAIT_HEADER
 from taxii_federation.server.ingest import (
     LINK_PROPERTY,
     PROVENANCE_PROPERTY,
     ingest_envelope,
+    is_federation_caller,
     wants_provenance,
 )
 from taxii_federation.server.node import current_node, find_collection, taxii_response
@@ -24,7 +27,9 @@ _ONE_PARAMETERS = {"added_after", "limit", "next", "match[version]", "match[spec
 _DELETE_PARAMETERS = {"match[version]", "match[spec_version]"}
 
 
-def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
+def envelope_response(
+    query: ObjectQuery, page: Page, scope: str, headers: dict[str, str] | None = None
+) -> Response:
     # Stored bodies are already JSON text: joining them avoids decoding and re-encoding every object.
     fields = page_fields(query, page, scope)
     if page.items and wants_provenance():
@@ -33,14 +38,34 @@ def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
     text = json.dumps(fields)
     if page.items:
         text = text[:-1] + ',"objects":[' + ",".join(item.body for item in page.items) + "]}"
-    return taxii_response(text, headers=date_added_headers(page))
+    return taxii_response(text, headers={**date_added_headers(page), **(headers or {})})
+
+
+def _requested_wait() -> float | None:
+    """How long a federation account asks an empty read to be held (server/held_reads.py); None for
+    everyone else, who get plain TAXII whatever they send."""
+    text = request.headers.get(WAIT_HEADER)
+    if text is None or not is_federation_caller():
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise TaxiiError(400, "Bad Request", f"{WAIT_HEADER} must be a number of seconds, got {text!r}")
+    return seconds
 
 
 @blueprint.get("/<api_root>/collections/<collection_id>/objects/")
 def get_objects(api_root: str, collection_id: str):
     find_collection(api_root, collection_id, need="read")
+    wait, node = _requested_wait(), current_node()
+    generation = node.held_reads.generation(collection_id)
     query, page = read_page(_LIST_PARAMETERS, collection_id, "objects")
-    return envelope_response(query, page, "objects")
+    if wait is None or page.items:
+        return envelope_response(query, page, "objects")
+    page, granted = node.held_reads.hold(query, generation, wait, node.storage.query)
+    return envelope_response(query, page, "objects", {WAIT_HEADER: f"{granted:g}"})
 
 
 @blueprint.post("/<api_root>/collections/<collection_id>/objects/")
