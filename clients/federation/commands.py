@@ -39,7 +39,8 @@ def federation_up(config_path: str) -> None:
     alliance = start_alliance(config)
     click.echo(
         f"federation up: hub '{config.hub}', {len(alliance.federation.links)} links, "
-        f"poll every {config.poll_interval:g} s; state in {config.state_path}"
+        f"woken by taxii-federation sources, other servers polled every {config.poll_interval:g} s; "
+        f"state in {config.state_path}"
     )
     for name, node in alliance.nodes.items():
         click.echo(f"  {name:<4} {node.url}taxii2/   (API root {config.members[name].api_root}/)")
@@ -99,7 +100,10 @@ def mirror(config_path: str, once: bool) -> None:
                 )
         raise SystemExit(1 if failed else 0)
     running.start()
-    click.echo(f"mirroring {len(running.links)} links every {config.poll_interval:g} s; Ctrl-C stops")
+    click.echo(
+        f"mirroring {len(running.links)} links, woken by taxii-federation sources, other servers polled "
+        f"every {config.poll_interval:g} s; Ctrl-C stops"
+    )
     _wait_for_interrupt()
     running.stop()
 

@@ -59,8 +59,9 @@ class FederationConfig:
     members: dict[str, Member]
     agreements: tuple[Agreement, ...]
     state_path: Path
-    poll_interval: float
+    poll_interval: float  # for sources that do not hold reads (medallion, OpenTAXII)
     demo_users: tuple[DemoUser, ...] = ()
+    link_workers: int = 8  # link passes that run at once
 
 
 def _password(section: ConfigSection, base: Path) -> str:
@@ -159,7 +160,9 @@ def load_federation_config(path: str | Path) -> FederationConfig:
     path = Path(path)
     base = path.resolve().parent
     top = ConfigSection(read_yaml(path), path, "")
-    top.check_known({"hub", "poll_interval_seconds", "agreements", "state", "members", "demo_users"})
+    top.check_known(
+        {"hub", "poll_interval_seconds", "link_workers", "agreements", "state", "members", "demo_users"}
+    )
     members_section = top.child("members")
     members = {
         str(name): _member(str(name), members_section.child(str(name)), base) for name in members_section.data
@@ -186,4 +189,5 @@ def load_federation_config(path: str | Path) -> FederationConfig:
         resolve_path(base, top.get("state", str, required=True)),
         float(poll_interval),
         demo_users,
+        top.positive_int("link_workers", 8),
     )
