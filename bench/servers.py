@@ -143,12 +143,13 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _rss_mib(pids: list[int]) -> float:
+def _rss_mib(pids: list[int], field: str = "VmHWM") -> float:
+    """Resident memory of the processes: their peak (VmHWM), or now (VmRSS)."""
     total = 0.0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1]) / 1024
         except OSError:
             continue
