@@ -245,11 +245,15 @@ SHARED_INDICATORS = {
 
 
 def post_envelope(
-    base_url: str, objects: list[dict], collection_id: str = COLLECTION_ID, user: str = "cert"
+    base_url: str,
+    objects: list[dict],
+    collection_id: str = COLLECTION_ID,
+    user: str = "cert",
+    api_root: str = "alliance",
 ) -> dict:
     """POST objects to a node's collection as `user`; returns the status (asserting 202)."""
     response = requests.post(
-        f"{base_url}alliance/collections/{collection_id}/objects/",
+        f"{base_url}{api_root}/collections/{collection_id}/objects/",
         data=json.dumps({"objects": objects}),
         auth=(user, PASSWORDS[user]),
         headers=HEADERS,
@@ -260,14 +264,18 @@ def post_envelope(
 
 
 def walk(
-    base_url: str, resource: str = "objects/", collection_id: str = COLLECTION_ID, **params
+    base_url: str,
+    resource: str = "objects/",
+    collection_id: str = COLLECTION_ID,
+    api_root: str = "alliance",
+    **params,
 ) -> list[dict]:
     """Every item of a paged resource, following `next` as a client does (always with `limit`, which
     medallion needs alongside `next`)."""
     items, params = [], {"limit": 100, **params}
     for _ in range(10_000):
         response = requests.get(
-            f"{base_url}alliance/collections/{collection_id}/{resource}",
+            f"{base_url}{api_root}/collections/{collection_id}/{resource}",
             params=params,
             auth=("soc", PASSWORDS["soc"]),
             headers={"Accept": TAXII},

@@ -35,11 +35,11 @@ def wait_until_listening(
 
 
 def start_listening_server(
-    command: list[str], port: int, log_path: Path, name: str, seconds: float = 60
+    command: list[str], port: int, log_path: Path, name: str, seconds: float = 60, env: dict | None = None
 ) -> subprocess.Popen:
     """Start a server whose output goes to `log_path` (a file: an unread pipe would fill and stall it) and
     return once it listens on `port`."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     wait_until_listening(port, process, name, seconds, log_path.read_text)
     return process
