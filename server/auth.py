@@ -6,6 +6,7 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from taxii_federation.server.config import CollectionConfig, Grant, UserConfig
@@ -47,10 +48,12 @@ class Access:
 
 
 class Authenticator:
-    """Checks HTTP Basic credentials against one node's users."""
+    """Checks HTTP Basic credentials against one node's users. `on_failure` hears of every refused
+    credential (the user name given, or None when the header was not valid Basic): the audit log."""
 
-    def __init__(self, users: dict[str, UserConfig]):
+    def __init__(self, users: dict[str, UserConfig], on_failure: Callable[[str | None], None] | None = None):
         self._users = users
+        self._on_failure = on_failure or (lambda name: None)
         # Remembers verified passwords under a keyed digest, never in clear, for this process only.
         self._cache_key = secrets.token_bytes(32)
         self._verified: set[tuple[str, bytes]] = set()
@@ -69,13 +72,21 @@ class Authenticator:
         except (ValueError, UnicodeDecodeError):
             sep = ""
         if not sep:
+            self._on_failure(None)
             raise _unauthorized(
                 "the Authorization header is not valid HTTP Basic (base64 of 'user:password')"
             )
         user = self._users.get(name)
         if user is None or not self._password_matches(user, password):
+            self._on_failure(name)
             raise _unauthorized("unknown user name or wrong password")
         return user
+
+    def replace_users(self, users: dict[str, UserConfig]) -> None:
+        """Take a new user table (the node config was edited); passwords verified before are forgotten."""
+        with self._lock:
+            self._users = users
+            self._verified.clear()
 
     def _password_matches(self, user: UserConfig, password: str) -> bool:
         token = (user.name, hmac.digest(self._cache_key, password.encode(), "sha256"))

@@ -17,6 +17,10 @@ ACCESS_LEVELS = {"read": (True, False), "write": (False, True), "read-write": (T
 _API_ROOT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+# 'federation': a mirror's account, allowed to state where an object came from.
+# 'operator': read-only operations: the hub dashboard and /metrics; no TAXII data without grants.
+ROLES = ("federation", "operator")
+METRICS_AUTH = ("operator", "none")
 
 
 class ConfigError(ValueError):
@@ -62,14 +66,23 @@ class UserConfig:
     name: str
     password_hash: str
     grants: tuple[Grant, ...] = ()
-    # 'federation': the account of a mirror, allowed to state where an object came from.
-    roles: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()  # from ROLES
 
 
 @dataclass(frozen=True)
 class TlsConfig:
     cert: Path
     key: Path
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """The node's JSON-lines logs, each rotated at `rotate_bytes` with `keep` old files."""
+
+    access: Path | None = None
+    audit: Path | None = None
+    rotate_bytes: int = 100 * 1024 * 1024
+    keep: int = 10
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,10 @@ class NodeConfig:
     # Reads a mirror may ask the node to hold open until the next commit (server/held_reads.py).
     max_held_reads: int = 4
     held_read_seconds: int = 30
+    logs: LogConfig = LogConfig()
+    metrics_auth: str = "operator"  # from METRICS_AUTH
+    # The hub's federation file: its dashboard and link metrics show those links (read by the clients layer).
+    federation: Path | None = None
     source: Path | None = None
 
     def find_api_root(self, path: str) -> ApiRootConfig | None:
@@ -251,9 +268,9 @@ def _users(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> dict
                 "password_hash",
             )
         roles = user.get("roles", list, [])
-        unknown_roles = set(roles) - {"federation"}
+        unknown_roles = set(roles) - set(ROLES)
         if unknown_roles:
-            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the only role is 'federation'", "roles")
+            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the roles are {', '.join(ROLES)}", "roles")
         users[str(name)] = UserConfig(str(name), password_hash, _grants(user, api_roots), frozenset(roles))
     return users
 
@@ -307,6 +324,29 @@ def _retention_hours(top: ConfigSection) -> int:
     return hours
 
 
+def _logs(top: ConfigSection, base: Path) -> LogConfig:
+    section = ConfigSection(top.data.get("logs") or {}, top.source, "logs")
+    section.check_known({"access", "audit", "rotate_mb", "keep"})
+    access, audit = section.get("access", str, None), section.get("audit", str, None)
+    return LogConfig(
+        access=resolve_path(base, access) if access else None,
+        audit=resolve_path(base, audit) if audit else None,
+        rotate_bytes=section.positive_int("rotate_mb", 100) * 1024 * 1024,
+        keep=section.positive_int("keep", 10),
+    )
+
+
+def _metrics_auth(top: ConfigSection) -> str:
+    section = ConfigSection(top.data.get("metrics") or {}, top.source, "metrics")
+    section.check_known({"auth"})
+    auth = section.get("auth", str, "operator")
+    if auth not in METRICS_AUTH:
+        section.fail(
+            f"must be 'operator' (HTTP Basic, a user with role operator) or 'none', got {auth!r}", "auth"
+        )
+    return auth
+
+
 def load_node_config(path: str | Path) -> NodeConfig:
     """Read and validate one node's config file (and the catalogue it names)."""
     path = Path(path)
@@ -326,6 +366,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "validation_workers",
             "max_held_reads",
             "held_read_seconds",
+            "logs",
+            "metrics",
+            "federation",
         }
     )
     node = top.child("node")
@@ -368,5 +411,8 @@ def load_node_config(path: str | Path) -> NodeConfig:
         validation_workers=_validation_workers(top),
         max_held_reads=_max_held_reads(top, threads),
         held_read_seconds=_held_read_seconds(top),
+        logs=_logs(top, base),
+        metrics_auth=_metrics_auth(top),
+        federation=resolve_path(base, top.get("federation", str)) if top.data.get("federation") else None,
         source=path,
     )

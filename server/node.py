@@ -6,7 +6,8 @@ lacks the needed access answers 403.
 """
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import Response, current_app, g
 
@@ -28,8 +29,11 @@ class Node:
     authenticator: Authenticator
     validator: EnvelopeValidator
     held_reads: HeldReads  # commits wake the reads mirrors hold open (server/held_reads.py)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for close in self.on_close:
+            close()
         self.held_reads.close()
         self.validator.close()
         self.storage.close()

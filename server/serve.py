@@ -11,6 +11,7 @@ from flask import Flask
 
 from taxii_federation.server.app import create_app
 from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 from taxii_federation.server.node import current_node, node_of
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,14 @@ def build_server(
     return server
 
 
-def start_node(config: NodeConfig, host: str | None = None, port: int | None = None) -> RunningNode:
+def start_node(
+    config: NodeConfig,
+    host: str | None = None,
+    port: int | None = None,
+    extension: NodeExtension = NO_EXTENSION,
+) -> RunningNode:
     """Start a node in a background thread and return once it accepts connections."""
-    app = create_app(config)
+    app = create_app(config, extension=extension)
     server = build_server(config, app, host, port)
     server.prepare()  # binds the socket, so the real port is known before we return
     thread = threading.Thread(target=server.serve, name=f"taxii-node-{config.name}", daemon=True)
@@ -72,8 +78,13 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(config: NodeConfig, host: str | None = None, port: int | None = None) -> None:
-    app = create_app(config)
+def serve_forever(
+    config: NodeConfig,
+    host: str | None = None,
+    port: int | None = None,
+    extension: NodeExtension = NO_EXTENSION,
+) -> None:
+    app = create_app(config, extension=extension)
     server = build_server(config, app, host, port)
     server.prepare()
     scheme = "https" if config.tls else "http"

@@ -30,6 +30,7 @@ PASSWORDS = {
     "writer": "writer-pass",
     "nogrant": "nogrant-pass",
     "mirror": "mirror-pass",
+    "ops": "ops-pass",
 }
 
 
@@ -86,6 +87,7 @@ def write_node_files(
         "threads": 12,
         # Inline validation keeps each test node to one process; test_objects covers the worker pool.
         "validation_workers": validation_workers,
+        "logs": {"access": "access.log", "audit": "audit.log"},
         "users": {
             "cert": user(
                 PASSWORDS["cert"],
@@ -111,6 +113,7 @@ def write_node_files(
                 ],
                 roles=["federation"],
             ),
+            "ops": user(PASSWORDS["ops"], [], roles=["operator"]),
         },
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from taxii_federation.server.ingest import (
     wants_provenance,
 )
 from taxii_federation.server.node import current_node, find_collection, taxii_response
+from taxii_federation.server.observability.audit import note_delete, note_ingest
 from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
 from taxii_federation.server.resources.status import status_body
 from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Page
@@ -71,7 +72,9 @@ def get_objects(api_root: str, collection_id: str):
 @blueprint.post("/<api_root>/collections/<collection_id>/objects/")
 def add_objects(api_root: str, collection_id: str):
     context = find_collection(api_root, collection_id, need="write")
-    return taxii_response(status_body(ingest_envelope(context)), status=202)
+    record = ingest_envelope(context)
+    note_ingest(context.collection.alias or context.collection.id, record)
+    return taxii_response(status_body(record), status=202)
 
 
 def _require_object(collection_id: str, object_id: str) -> None:
@@ -92,12 +95,13 @@ def get_object(api_root: str, collection_id: str, object_id: str):
 
 @blueprint.delete("/<api_root>/collections/<collection_id>/objects/<object_id>/")
 def delete_object(api_root: str, collection_id: str, object_id: str):
-    find_collection(api_root, collection_id, need="write")
+    context = find_collection(api_root, collection_id, need="write")
     args = request.args.to_dict(flat=False)
     query = parse_query(args, _DELETE_PARAMETERS, collection_id, 1, "delete", object_id)
     # Without match[version] every version goes (TAXII 2.1 §5.7).
     versions = query.versions if "match[version]" in args else (VERSION_ALL,)
     deleted = current_node().storage.delete_object(collection_id, object_id, versions, query.spec_versions)
+    note_delete(context.collection.alias or context.collection.id, object_id, deleted)
     if not deleted:
         _require_object(collection_id, object_id)
         raise TaxiiError(404, "Not Found", f"no version of '{object_id}' matches the given filters")

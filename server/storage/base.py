@@ -97,6 +97,12 @@ class StatusRecord:
         return "pending" if self.pendings else "complete"
 
 
+@dataclass(frozen=True)
+class CollectionSize:
+    versions: int  # every stored version
+    objects: int  # distinct objects (their latest versions)
+
+
 class PartialWriteError(RuntimeError):
     """A backend without transactions failed part way through an envelope; `stored` names exactly the
     (id, version) pairs that went in, so the status can say so."""
@@ -191,6 +197,14 @@ class Storage(ABC):
     @abstractmethod
     def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
         """Status resources in id order after `after_id`, for copying."""
+
+    @abstractmethod
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        """Per collection that holds objects, how much it holds (for metrics: counted on index ranges)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise when the store cannot be read (for /readyz); return quickly either way."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -33,6 +33,7 @@ from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
+    CollectionSize,
     NewObject,
     ObjectQuery,
     Page,
@@ -314,6 +315,18 @@ class MongoStorage(Storage):
     def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
         cursor = self.db.status.find({"_id": {"$gt": after_id or ""}}).sort("_id", ASCENDING).limit(limit)
         return [self._status_record(document) for document in cursor]
+
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        return {
+            collection_id: CollectionSize(
+                self.db.objects.count_documents({"collection_id": collection_id}),
+                self.db.objects.count_documents({"collection_id": collection_id, "is_last": True}),
+            )
+            for collection_id in self.collection_ids()
+        }
+
+    def ping(self) -> None:
+        self.client.admin.command("ping")
 
     def close(self) -> None:
         self.client.close()

@@ -16,6 +16,7 @@ from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
+    CollectionSize,
     NewObject,
     ObjectQuery,
     Page,
@@ -318,6 +319,23 @@ class SqliteStorage(Storage):
             "SELECT id, body FROM status WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", limit)
         )
         return [StatusRecord(id=status_id, **json.loads(body)) for status_id, body in rows]
+
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        connection = self._connection()
+        sizes = {}
+        for collection_id in self.collection_ids():
+            # Two counts on index ranges: (collection_id, date_added) and (collection_id, is_last, ...).
+            (versions,) = connection.execute(
+                "SELECT COUNT(*) FROM objects WHERE collection_id = ?", (collection_id,)
+            ).fetchone()
+            (objects,) = connection.execute(
+                "SELECT COUNT(*) FROM objects WHERE collection_id = ? AND is_last = 1", (collection_id,)
+            ).fetchone()
+            sizes[collection_id] = CollectionSize(versions, objects)
+        return sizes
+
+    def ping(self) -> None:
+        self._connection().execute("SELECT 1 FROM collection_clock LIMIT 1").fetchall()
 
     def close(self) -> None:
         with self._connections_lock:
