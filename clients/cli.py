@@ -9,6 +9,8 @@ import click
 from taxii_federation.clients import tools_cli
 from taxii_federation.clients.federation import commands as federation_commands
 from taxii_federation.server import commands as node_commands
+from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.extension import NodeExtension
 
 
 @click.group()
@@ -21,6 +23,14 @@ def main(verbose: bool) -> None:
     )
 
 
+def _federation_pages(config: NodeConfig) -> NodeExtension:
+    """A hub's node config names its federation file: its node serves the dashboard and link metrics."""
+    from taxii_federation.clients.federation.hub import node_extension
+
+    return node_extension(config)
+
+
+main.add_command(node_commands.serve_command(_federation_pages))
 for command in (*node_commands.COMMANDS, *federation_commands.COMMANDS, *tools_cli.COMMANDS):
     main.add_command(command)
 

@@ -4,6 +4,7 @@ No module-level app, storage or user table exists, so several nodes can run in o
 (the federation demo and the tests do exactly that).
 """
 
+import datetime
 import secrets
 
 from flask import Flask, current_app, g, request
@@ -54,6 +55,7 @@ def create_app(
         SESSION_COOKIE_NAME=f"taxii-fed-{config.name}",
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=config.tls is not None,
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(hours=8),
     )
     storage = storage or open_storage(config.storage_url)
     observability = Observability(config, storage, extension)

@@ -82,6 +82,10 @@ class Authenticator:
             raise _unauthorized("unknown user name or wrong password")
         return user
 
+    def find_user(self, name: str) -> UserConfig | None:
+        """The user as the config now has it (a session of a removed user must end)."""
+        return self._users.get(name)
+
     def replace_users(self, users: dict[str, UserConfig]) -> None:
         """Take a new user table (the node config was edited); passwords verified before are forgotten."""
         with self._lock:

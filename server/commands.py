@@ -7,12 +7,14 @@ import dataclasses
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from taxii_federation.server.auth import hash_password
 from taxii_federation.server.config import ACCESS_LEVELS, ROLES, ConfigError, NodeConfig, load_node_config
+from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 
 
 def _load(config_path: str):
@@ -22,21 +24,37 @@ def _load(config_path: str):
         raise click.ClickException(str(error)) from None
 
 
-@click.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The node's YAML config file.",
-)
-@click.option("--host", default=None, help="Address to listen on (default: the config's listen.host).")
-@click.option("--port", default=None, type=int, help="Port to listen on (default: the config's listen.port).")
-def serve(config_path: str, host: str | None, port: int | None) -> None:
-    """Run one TAXII 2.1 node."""
-    from taxii_federation.server.serve import serve_forever
+def serve_command(
+    extension_for: Callable[[NodeConfig], NodeExtension] = lambda config: NO_EXTENSION,
+) -> click.Command:
+    """`taxii-fed serve`; `extension_for` gives a node what the layers above add to it (clients/cli.py
+    hands in the federation's dashboard for a hub whose config names its federation file)."""
 
-    serve_forever(_load(config_path), host, port)
+    @click.command("serve")
+    @click.option(
+        "--config",
+        "config_path",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="The node's YAML config file.",
+    )
+    @click.option("--host", default=None, help="Address to listen on (default: the config's listen.host).")
+    @click.option(
+        "--port", default=None, type=int, help="Port to listen on (default: the config's listen.port)."
+    )
+    def serve(config_path: str, host: str | None, port: int | None) -> None:
+        """Run one TAXII 2.1 node."""
+        from taxii_federation.server.serve import serve_forever
+
+        config = _load(config_path)
+        if config.logs.audit is None:
+            click.echo(
+                f"warning: {config_path} sets no logs.audit: writes and refused logins leave no trace",
+                err=True,
+            )
+        serve_forever(config, host, port, extension_for(config))
+
+    return serve
 
 
 @click.group()
@@ -293,4 +311,5 @@ def audit(object_id: str, config_paths: tuple[str, ...], as_json: bool) -> None:
         raise click.ClickException(f"no node of {', '.join(config_paths)} holds {object_id}")
 
 
-COMMANDS = (serve, users, storage, audit)
+# `serve` is made by serve_command(), so that clients/cli.py can hand it the federation's pages.
+COMMANDS = (users, storage, audit)

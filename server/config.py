@@ -347,6 +347,15 @@ def _metrics_auth(top: ConfigSection) -> str:
     return auth
 
 
+def _federation_file(top: ConfigSection, base: Path) -> Path | None:
+    if top.data.get("federation") is None:
+        return None
+    path = resolve_path(base, top.get("federation", str))
+    if not path.is_file():
+        top.fail(f"names {path}, which does not exist (the federation file of this hub)", "federation")
+    return path
+
+
 def load_node_config(path: str | Path) -> NodeConfig:
     """Read and validate one node's config file (and the catalogue it names)."""
     path = Path(path)
@@ -413,6 +422,6 @@ def load_node_config(path: str | Path) -> NodeConfig:
         held_read_seconds=_held_read_seconds(top),
         logs=_logs(top, base),
         metrics_auth=_metrics_auth(top),
-        federation=resolve_path(base, top.get("federation", str)) if top.data.get("federation") else None,
+        federation=_federation_file(top, base),
         source=path,
     )

@@ -1,6 +1,6 @@
 """Editing config files in place as an operator would by hand: comments, order and quoting kept (ruamel.yaml
 round-trip), the result validated before it replaces the file, and the replacement atomic (a reader sees
-the old file or the new one, never half of one). Concurrent editors of one file take turns on a lock file.
+the old file or the new one, never half of one). Concurrent editors take turns on a lock of the folder.
 
 `users add|passwd|remove|list` (server/commands.py) and `federation add-member` (clients) edit through here.
 """
@@ -31,12 +31,13 @@ def _yaml(sequence_indent: int = 4, dash_offset: int = 2) -> YAML:
 
 @contextlib.contextmanager
 def _edit_lock(path: Path) -> Iterator[None]:
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # The folder, not the file: the file is replaced by each edit, so a lock on it would lock nothing.
+    folder = os.open(path.resolve().parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # releases the lock
 
 
 def load_for_edit(path: Path) -> tuple[Any, YAML]:
