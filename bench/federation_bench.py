@@ -84,6 +84,10 @@ def demo_alliance(folder: Path) -> Alliance:
         ports[name] = node["listen"]["port"] = free_port()
         node["storage"] = f"sqlite:{folder / name / 'node.db'}"
         node["catalogue"] = str(REPO / "config" / node["catalogue"])
+        node["logs"] = {
+            "access": str(folder / name / "access.log"),
+            "audit": str(folder / name / "audit.log"),
+        }
         node_paths[name] = folder / f"node-{name}.yaml"
         node_paths[name].write_text(yaml.safe_dump(node))
         member["node_config"] = str(node_paths[name])

@@ -15,8 +15,10 @@ from taxii_federation.server.extension import NodeExtension
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what the node does.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """taxii-federation: a TAXII 2.1 node and the tools around it."""
+    ctx.ensure_object(dict)[node_commands.NODE_EXTENSION_KEY] = _federation_pages
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -30,7 +32,6 @@ def _federation_pages(config: NodeConfig) -> NodeExtension:
     return node_extension(config)
 
 
-main.add_command(node_commands.serve_command(_federation_pages))
 for command in (*node_commands.COMMANDS, *federation_commands.COMMANDS, *tools_cli.COMMANDS):
     main.add_command(command)
 

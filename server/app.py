@@ -24,9 +24,8 @@ from taxii_federation.server.storage.base import Storage
 from taxii_federation.server.user_reload import UserReloader
 from taxii_federation.server.validation import EnvelopeValidator
 
-_SELF_AUTHENTICATED = (
-    "taxii_self_authenticated_blueprints"  # app.extensions key: blueprints that authenticate themselves
-)
+# The app.extensions key of the blueprints that authenticate their own requests (not TAXII ones).
+_SELF_AUTHENTICATED = "taxii_self_authenticated_blueprints"
 
 
 def _authenticate_and_negotiate() -> None:

@@ -24,37 +24,36 @@ def _load(config_path: str):
         raise click.ClickException(str(error)) from None
 
 
-def serve_command(
-    extension_for: Callable[[NodeConfig], NodeExtension] = lambda config: NO_EXTENSION,
-) -> click.Command:
-    """`taxii-fed serve`; `extension_for` gives a node what the layers above add to it (clients/cli.py
-    hands in the federation's dashboard for a hub whose config names its federation file)."""
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The node's YAML config file.",
+)
+@click.option("--host", default=None, help="Address to listen on (default: the config's listen.host).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default: the config's listen.port).")
+@click.pass_context
+def serve(ctx: click.Context, config_path: str, host: str | None, port: int | None) -> None:
+    """Run one TAXII 2.1 node."""
+    from taxii_federation.server.serve import serve_forever
 
-    @click.command("serve")
-    @click.option(
-        "--config",
-        "config_path",
-        required=True,
-        type=click.Path(dir_okay=False),
-        help="The node's YAML config file.",
-    )
-    @click.option("--host", default=None, help="Address to listen on (default: the config's listen.host).")
-    @click.option(
-        "--port", default=None, type=int, help="Port to listen on (default: the config's listen.port)."
-    )
-    def serve(config_path: str, host: str | None, port: int | None) -> None:
-        """Run one TAXII 2.1 node."""
-        from taxii_federation.server.serve import serve_forever
+    config = _load(config_path)
+    if config.logs.audit is None:
+        click.echo(
+            f"warning: {config_path} sets no logs.audit: writes and refused logins leave no trace", err=True
+        )
+    # What the layers above add to a node (clients/cli.py: the federation's dashboard on a hub).
+    extension_for: Callable[[NodeConfig], NodeExtension] = (ctx.obj or {}).get(NODE_EXTENSION_KEY, _none)
+    serve_forever(config, host, port, extension_for(config))
 
-        config = _load(config_path)
-        if config.logs.audit is None:
-            click.echo(
-                f"warning: {config_path} sets no logs.audit: writes and refused logins leave no trace",
-                err=True,
-            )
-        serve_forever(config, host, port, extension_for(config))
 
-    return serve
+NODE_EXTENSION_KEY = "node_extension"  # in the click context's obj: NodeConfig -> NodeExtension
+
+
+def _none(config: NodeConfig) -> NodeExtension:
+    return NO_EXTENSION
 
 
 @click.group()
@@ -311,5 +310,4 @@ def audit(object_id: str, config_paths: tuple[str, ...], as_json: bool) -> None:
         raise click.ClickException(f"no node of {', '.join(config_paths)} holds {object_id}")
 
 
-# `serve` is made by serve_command(), so that clients/cli.py can hand it the federation's pages.
-COMMANDS = (users, storage, audit)
+COMMANDS = (serve, users, storage, audit)

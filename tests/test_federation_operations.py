@@ -257,3 +257,61 @@ def test_a_state_file_of_the_previous_version_is_upgraded_and_keeps_its_checkpoi
     finally:
         state.close()
     assert FederationState(path).links()[INBOUND].checkpoint == "2026-01-01T00:00:01.000000Z"
+
+
+def test_a_hub_under_serve_shows_the_links_that_mirror_runs_in_another_process(tmp_path):
+    """The real deployment: the hub's node under `taxii-fed serve` (its config names the federation file),
+    the links under `taxii-fed mirror`, the two sharing only the state file."""
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from taxii_federation.server.config import load_node_config
+    from taxii_federation.server.serve import start_node
+    from tests.conftest import PASSWORDS
+    from tests.processes import start_listening_server
+
+    path = write_federation_files(tmp_path / "fed", [SHARED_INDICATORS])
+    federation = yaml.safe_load(path.read_text())
+    members = federation["members"]
+    hub_config = tmp_path / "fed" / "hub" / "node.yaml"
+    hub_yaml = yaml.safe_load(hub_config.read_text())
+    hub_yaml["federation"] = "../federation.yaml"
+    hub_config.write_text(yaml.safe_dump(hub_yaml))
+    national = {
+        name: start_node(
+            replace(load_node_config(members[name]["node_config"]), port=urlsplit(members[name]["url"]).port)
+        )
+        for name in ("ua", "ro", "md")
+    }
+    hub_port = urlsplit(members["hub"]["url"]).port
+    hub = start_listening_server(
+        [*CLI, "serve", "--config", str(hub_config), "--port", str(hub_port)],
+        hub_port,
+        tmp_path / "hub.log",
+        "hub",
+    )
+    try:
+        objects = load_bundle("oasis-examples/apt1.json")
+        post_envelope(national["ua"].url, objects)
+        once = subprocess.run(
+            [*CLI, "mirror", "--once", "--config", str(path)], capture_output=True, text=True, timeout=120
+        )
+        assert once.returncode == 0, once.stdout + once.stderr
+        hub_url = members["hub"]["url"]
+        samples = _scrape_until(hub_url, "taxii_fed_link_objects_stored_total", len(objects), link=INBOUND)
+        assert sample(samples, "taxii_fed_link_objects_stored_total", link=INBOUND) == len(objects)
+        assert sample(samples, "taxii_fed_link_lag_objects", link=INBOUND) == 0
+        browser = requests.Session()
+        first = browser.get(f"{hub_url}dashboard/", timeout=30)
+        assert first.url.endswith("/dashboard/login")  # redirected: login required
+        page = browser.post(
+            f"{hub_url}dashboard/login", data={"user": "ops", "password": PASSWORDS["ops"]}, timeout=30
+        )
+        assert page.status_code == 200
+        assert 'data-link="ua-&gt;hub:alliance-indicators" data-state="ok"' in page.text
+        assert requests.get(f"{hub_url}readyz", timeout=30).status_code == 200
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+        for node in national.values():
+            node.stop()

@@ -53,7 +53,7 @@ def _offline(member: Member, needs: dict[str, set[str]]) -> list[Finding]:
                 f"{member.node_config}",
             )
         ]
-    findings = [Finding(member.name, True, f"{member.password_from} is user '{member.user}''s password")]
+    findings = [Finding(member.name, True, f"{member.password_from} holds user '{member.user}''s password")]
     if "federation" not in user.roles:
         findings.append(
             Finding(member.name, False, f"user '{member.user}' of {member.node_config} lacks role federation")
