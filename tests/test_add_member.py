@@ -83,6 +83,9 @@ def test_add_member_then_a_publish_at_it_reaches_every_other_member(tmp_path):
         (shared,) = catalogue["api_roots"]["alliance"]["collections"]
         assert shared["alias"] == "alliance-indicators"
         _wait(lambda: _reachable(pl), 60, "the new member's node started by the running federation")
+        up.send_signal(signal.SIGHUP)  # "reload now": handled (the process goes on), nothing to change
+        time.sleep(1.5)
+        assert up.poll() is None and _reachable(pl)
         # The new member receives the shared history, from the start of the hub's collection.
         _wait(
             lambda: len(_ids(pl, shared["id"], "cert-pl", "pl-cert-pass")) == len(history),
