@@ -3,6 +3,7 @@ listens on it."""
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,3 +44,11 @@ def start_listening_server(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     wait_until_listening(port, process, name, seconds, log_path.read_text)
     return process
+
+
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
+
+
+def taxii_fed(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `taxii-fed ARGS` as an operator types it, with its output captured as text."""
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)

@@ -5,7 +5,6 @@ links that ran before keep their checkpoints."""
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -22,13 +21,7 @@ from tests.conftest import (
     walk,
     write_federation_files,
 )
-from tests.processes import free_port
-
-CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
-
-
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=120)
+from tests.processes import CLI, free_port, taxii_fed
 
 
 def _ids(base_url: str, collection_id: str, user: str = "soc", password: str | None = None) -> set[str]:
@@ -62,19 +55,19 @@ def test_add_member_then_a_publish_at_it_reaches_every_other_member(tmp_path):
         before = FederationState(state_path).links()
 
         port = free_port()
-        added = _cli(
+        added = taxii_fed(
             "federation", "add-member", "pl", "--config", str(path), "--url", f"http://127.0.0.1:{port}/"
         )
         assert added.returncode == 0, added.stderr
         node_config = tmp_path / "fed" / "hub" / "pl.yaml"
         assert f"node config {node_config}" in added.stdout
         grant = "alliance:*:read-write"
-        created = _cli(
+        created = taxii_fed(
             "users", "add", "cert-pl", "--config", str(node_config), "--grant", grant, "--password-stdin",
             stdin="pl-cert-pass\n",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
-        check = _cli("federation", "check", "--config", str(path))
+        check = taxii_fed("federation", "check", "--config", str(path))
         assert check.returncode == 0, check.stdout
         assert "OK   pl: " in check.stdout
 
@@ -138,9 +131,9 @@ def _reachable(url: str) -> bool:
 def test_add_member_refuses_a_name_in_use_and_an_unknown_agreement_and_changes_nothing(tmp_path):
     path = write_federation_files(tmp_path / "fed", [SHARED_INDICATORS])
     before = {p: p.read_text() for p in (tmp_path / "fed").rglob("*.yaml")}
-    taken = _cli("federation", "add-member", "ro", "--config", str(path), "--url", "http://127.0.0.1:1/")
+    taken = taxii_fed("federation", "add-member", "ro", "--config", str(path), "--url", "http://127.0.0.1:1/")
     assert taken.returncode != 0 and "members.ro exists already" in taken.stderr
-    unknown = _cli("federation", "add-member", "pl", "--config", str(path), "--url", "http://127.0.0.1:1/",
+    unknown = taxii_fed("federation", "add-member", "pl", "--config", str(path), "--url", "http://127.0.0.1:1/",
                    "--agreement", "no-such-collection")  # fmt: skip
     assert unknown.returncode != 0 and "no agreement on no-such-collection" in unknown.stderr
     assert {p: p.read_text() for p in (tmp_path / "fed").rglob("*.yaml")} == before

@@ -4,8 +4,6 @@ the config while running, and the state file of an older version upgraded in pla
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,9 +15,9 @@ from taxii_federation.clients.federation.config import load_federation_config
 from taxii_federation.clients.federation.monitor import FederationMonitor
 from taxii_federation.clients.federation.state import FederationState
 from tests.conftest import SHARED_INDICATORS, load_bundle, post_envelope, write_federation_files
+from tests.processes import CLI, taxii_fed
 from tests.test_observability import sample, scrape
 
-CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
 TLP1_RED = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
 INBOUND, TO_RO = "ua->hub:alliance-indicators", "hub->ro:alliance-indicators"
 
@@ -98,12 +96,7 @@ def test_readyz_of_the_hub_turns_not_ready_when_a_member_is_down(alliance):
 
 
 def _status(federation_path, *extra):
-    return subprocess.run(
-        [*CLI, "federation", "status", "--config", str(federation_path), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return taxii_fed("federation", "status", "--config", str(federation_path), *extra)
 
 
 def test_status_json_lists_every_link_and_member_and_fails_when_a_link_fails(alliance, federation_path):
@@ -130,12 +123,7 @@ def test_status_json_lists_every_link_and_member_and_fails_when_a_link_fails(all
 
 
 def test_check_names_a_wrong_password_file_and_up_refuses_to_start_with_it(federation_path):
-    good = subprocess.run(
-        [*CLI, "federation", "check", "--config", str(federation_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    good = taxii_fed("federation", "check", "--config", str(federation_path))
     assert good.returncode == 0, good.stdout
     assert (
         "0 failed" in good.stdout
@@ -146,22 +134,12 @@ def test_check_names_a_wrong_password_file_and_up_refuses_to_start_with_it(feder
     wrong.write_text("not-the-password\n")
     config["members"]["ro"]["credentials"]["password_file"] = wrong.name
     federation_path.write_text(yaml.safe_dump(config))
-    bad = subprocess.run(
-        [*CLI, "federation", "check", "--config", str(federation_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = taxii_fed("federation", "check", "--config", str(federation_path))
     assert bad.returncode == 1
     (failure,) = [line for line in bad.stdout.splitlines() if line.startswith("FAIL")]
     assert failure.startswith("FAIL ro: the password of members.ro.credentials.password_file")
     assert str(wrong) in failure
-    up = subprocess.run(
-        [*CLI, "federation", "up", "--config", str(federation_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    up = taxii_fed("federation", "up", "--config", str(federation_path))
     assert up.returncode != 0 and "nothing was started" in up.stderr and str(wrong) in up.stderr
 
 
@@ -170,23 +148,13 @@ def test_check_asks_a_member_run_elsewhere_over_taxii(alliance, federation_path)
     del config["members"]["md"]["node_config"]  # md runs elsewhere: only TAXII tells
     config["members"]["md"]["url"] = alliance.nodes["md"].url
     federation_path.write_text(yaml.safe_dump(config))
-    ok = subprocess.run(
-        [*CLI, "federation", "check", "--config", str(federation_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ok = taxii_fed("federation", "check", "--config", str(federation_path))
     assert ok.returncode == 0, ok.stdout
     assert f"OK   md: {alliance.nodes['md'].url} accepts user 'mirror'" in ok.stdout
     (federation_path.parent / "md-wrong.txt").write_text("wrong\n")
     config["members"]["md"]["credentials"]["password_file"] = "md-wrong.txt"
     federation_path.write_text(yaml.safe_dump(config))
-    bad = subprocess.run(
-        [*CLI, "federation", "check", "--config", str(federation_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = taxii_fed("federation", "check", "--config", str(federation_path))
     assert bad.returncode == 1
     assert "FAIL md: " in bad.stdout and "refused the credentials of user 'mirror' (401)" in bad.stdout
     assert "md-wrong.txt" in bad.stdout
@@ -293,9 +261,7 @@ def test_a_hub_under_serve_shows_the_links_that_mirror_runs_in_another_process(t
     try:
         objects = load_bundle("oasis-examples/apt1.json")
         post_envelope(national["ua"].url, objects)
-        once = subprocess.run(
-            [*CLI, "mirror", "--once", "--config", str(path)], capture_output=True, text=True, timeout=120
-        )
+        once = taxii_fed("mirror", "--once", "--config", str(path))
         assert once.returncode == 0, once.stdout + once.stderr
         hub_url = members["hub"]["url"]
         samples = _scrape_until(hub_url, "taxii_fed_link_objects_stored_total", len(objects), link=INBOUND)

@@ -3,24 +3,16 @@ running node's config, and `taxii-fed audit`."""
 
 import json
 import subprocess
-import sys
 import time
 
 import requests
 
 from tests.conftest import PASSWORDS, TAXII, load_bundle
-
-CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
+from tests.processes import taxii_fed
 
 
 def run(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args],
-        input=f"{password}\n" if password else None,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return taxii_fed(*args, stdin=f"{password}\n" if password else None)
 
 
 def _status(node, user: str, password: str) -> int:
