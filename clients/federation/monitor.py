@@ -82,17 +82,21 @@ class FederationMonitor:
         self._lags: dict[str, tuple[float, str | None, LinkReport]] = {}
         self._members: tuple[float, list[MemberReport]] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="federation monitor")
+        self._state: FederationState | None = None
+
+    def _state_file(self) -> FederationState:
+        """One FederationState (a connection per server thread), opened again if the config moves it."""
+        path = self.config.state_path
+        if self._state is None or self._state.path != path:
+            self._state = FederationState(path)
+        return self._state
 
     @property
     def config(self) -> FederationConfig:
         return self.files.current()
 
     def _states(self) -> dict[str, LinkState]:
-        state = FederationState(self.config.state_path)
-        try:
-            return state.links()
-        finally:
-            state.close()
+        return self._state_file().links()
 
     def members(self) -> list[MemberReport]:
         with self._lock:
@@ -153,11 +157,7 @@ class FederationMonitor:
         config = self.config
         now_minute = int(time.time() // 60)
         first = now_minute - minutes + 1
-        state = FederationState(config.state_path)
-        try:
-            stored = state.stored_per_minute(first * 60)
-        finally:
-            state.close()
+        stored = self._state_file().stored_per_minute(first * 60)
         per_member = {name: ([0] * minutes, [0] * minutes) for name in config.members if name != config.hub}
         for link in build_links(config):
             into_hub = link.destination.name == config.hub
@@ -170,3 +170,5 @@ class FederationMonitor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._state is not None:
+            self._state.close()

@@ -78,6 +78,9 @@ class FederationState:
 
     @staticmethod
     def _upgrade(connection: sqlite3.Connection) -> None:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version == len(_UPGRADES):
+            return  # current: no write lock taken (dashboards and scrapes open the file often)
         connection.execute("BEGIN IMMEDIATE")  # another process may open the same file at the same time
         try:
             _run_script(connection, _SCHEMA)
