@@ -19,7 +19,9 @@ from taxii_federation.server.validation import EnvelopeValidator
 
 
 def _authenticate_and_negotiate() -> None:
-    g.user = current_node().authenticator.authenticate(request.headers.get("Authorization"))
+    g.user = current_node().authenticator.authenticate(
+        request.headers.get("Authorization"), request.remote_addr
+    )
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(
             406,
@@ -33,11 +35,15 @@ def create_app(config: NodeConfig, storage: Storage | None = None) -> Flask:
     """Build a node. `storage` defaults to the backend the config names."""
     app = Flask(f"taxii-node-{config.name}")
     app.json.sort_keys = False
+    # A path without its trailing slash names the same resource (instead of Werkzeug's HTML redirect page),
+    # and '//' is not quietly merged into '/': it is simply not a TAXII path.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     storage = storage or open_storage(config.storage_url)
     node = Node(
         config,
         storage,
-        Authenticator(config.users),
+        Authenticator(config.users, config.login_throttle),
         EnvelopeValidator(config.validation_workers),
         HeldReads(config.max_held_reads, config.held_read_seconds),
     )

@@ -3,13 +3,18 @@
 import base64
 import hashlib
 import hmac
+import logging
+import math
 import os
 import secrets
 import threading
 from dataclasses import dataclass
 
-from taxii_federation.server.config import CollectionConfig, Grant, UserConfig
+from taxii_federation.server.config import CollectionConfig, Grant, LoginThrottleConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.login_throttle import LoginsThrottled, LoginThrottle
+
+log = logging.getLogger(__name__)
 
 # scrypt at n=2**14 costs ~40 ms: slow for an attacker with a stolen hash, and verified once per
 # password per process thanks to the cache below (OpenTAXII pays ~0.1 s of CPU on every request).
@@ -47,47 +52,61 @@ class Access:
 
 
 class Authenticator:
-    """Checks HTTP Basic credentials against one node's users."""
+    """Checks HTTP Basic credentials against one node's users, throttling failed logins."""
 
-    def __init__(self, users: dict[str, UserConfig]):
+    def __init__(self, users: dict[str, UserConfig], throttle: LoginThrottleConfig | None = None):
         self._users = users
+        self._throttle = LoginThrottle(throttle or LoginThrottleConfig())
+        # Unknown users are checked against this hash, so that timing does not tell them from known ones.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
         # Remembers verified passwords under a keyed digest, never in clear, for this process only.
         self._cache_key = secrets.token_bytes(32)
         self._verified: set[tuple[str, bytes]] = set()
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> UserConfig:
-        if not authorization:
-            raise _unauthorized("this node requires HTTP Basic authentication; send a user name and password")
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme.lower() != "basic":
-            raise _unauthorized(f"unsupported authorization scheme {scheme!r}; use HTTP Basic")
-        try:
-            name, sep, password = (
-                base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-            )
-        except (ValueError, UnicodeDecodeError):
-            sep = ""
-        if not sep:
-            raise _unauthorized(
-                "the Authorization header is not valid HTTP Basic (base64 of 'user:password')"
-            )
+    def authenticate(self, authorization: str | None, address: str | None = None) -> UserConfig:
+        """The user the Authorization header names and proves; `address` is the client's, for throttling."""
+        name, password = _basic_credentials(authorization)
         user = self._users.get(name)
-        if user is None or not self._password_matches(user, password):
+        token = (name, hmac.digest(self._cache_key, password.encode("utf-8", "replace"), "sha256"))
+        if user is not None and token in self._verified:
+            return user  # verified before: no password check, no throttling
+        try:
+            self._throttle.check_allowed(name, address)
+            with self._throttle.password_check():
+                matches = verify_password(password, user.password_hash if user else self._dummy_hash)
+        except LoginsThrottled as throttled:
+            raise TaxiiError(
+                429,
+                "Too Many Requests",
+                f"{throttled.reason}; retry in {math.ceil(throttled.retry_after)} s",
+                {"Retry-After": str(math.ceil(throttled.retry_after))},
+            ) from None
+        if user is None or not matches:
+            self._throttle.record_failure(name, address)
+            log.warning("failed login for user %r from %s", name[:100], address or "an unknown address")
             raise _unauthorized("unknown user name or wrong password")
-        return user
-
-    def _password_matches(self, user: UserConfig, password: str) -> bool:
-        token = (user.name, hmac.digest(self._cache_key, password.encode(), "sha256"))
-        if token in self._verified:
-            return True
-        if not verify_password(password, user.password_hash):
-            return False
+        self._throttle.record_success(name)
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
             self._verified.add(token)
-        return True
+        return user
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str]:
+    if not authorization:
+        raise _unauthorized("this node requires HTTP Basic authentication; send a user name and password")
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        raise _unauthorized(f"unsupported authorization scheme {scheme[:20]!r}; use HTTP Basic")
+    try:
+        name, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        sep = ""
+    if not sep or len(name) > 256 or len(password) > 1024:
+        raise _unauthorized("the Authorization header is not valid HTTP Basic (base64 of 'user:password')")
+    return name, password
 
 
 def _unauthorized(description: str) -> TaxiiError:

@@ -17,6 +17,9 @@ ACCESS_LEVELS = {"read": (True, False), "write": (False, True), "read-write": (T
 _API_ROOT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+# federation: the account of a mirror, allowed to state where an object came from;
+# admin: a node administrator, who may read every status resource of the node.
+ROLES = {"federation", "admin"}
 
 
 class ConfigError(ValueError):
@@ -62,14 +65,27 @@ class UserConfig:
     name: str
     password_hash: str
     grants: tuple[Grant, ...] = ()
-    # 'federation': the account of a mirror, allowed to state where an object came from.
-    roles: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()  # see ROLES
 
 
 @dataclass(frozen=True)
 class TlsConfig:
     cert: Path
     key: Path
+
+
+@dataclass(frozen=True)
+class LoginThrottleConfig:
+    """After `max_failures` wrong passwords for one user or from one address within `window_seconds`, that
+    user or address is refused (429) without a password check for `lockout_seconds`, doubling with each
+    further lockout up to `max_lockout_seconds`. Password checks run at most `concurrent_checks` at a time,
+    so a flood of guesses cannot take the CPU that logged-in clients need."""
+
+    max_failures: int = 5
+    window_seconds: float = 300
+    lockout_seconds: float = 30
+    max_lockout_seconds: float = 900
+    concurrent_checks: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,11 @@ class NodeConfig:
     tls: TlsConfig | None = None
     default_api_root: str | None = None
     max_page_size: int = 1000
+    # A page is cut at this many bytes of objects as well as at `limit` (`more`/`next` continue it).
+    max_page_bytes: int = 16 * 1024 * 1024
+    # Validating one envelope stops after this long; the objects not checked by then are refused.
+    max_validation_seconds: float = 60
+    login_throttle: LoginThrottleConfig = field(default_factory=lambda: LoginThrottleConfig())
     status_retention_hours: int = 168
     threads: int = 16
     validation_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -251,9 +272,11 @@ def _users(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> dict
                 "password_hash",
             )
         roles = user.get("roles", list, [])
-        unknown_roles = set(roles) - {"federation"}
+        unknown_roles = set(roles) - ROLES
         if unknown_roles:
-            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the only role is 'federation'", "roles")
+            user.fail(
+                f"unknown role(s) {sorted(unknown_roles)}; the roles are {', '.join(sorted(ROLES))}", "roles"
+            )
         users[str(name)] = UserConfig(str(name), password_hash, _grants(user, api_roots), frozenset(roles))
     return users
 
@@ -297,6 +320,27 @@ def _held_read_seconds(top: ConfigSection) -> int:
     return seconds
 
 
+def _positive_seconds(section: ConfigSection, key: str, default: float) -> float:
+    value = section.get(key, (int, float), default)
+    if isinstance(value, bool) or value <= 0:
+        section.fail(f"must be a positive number of seconds, got {value!r}", key)
+    return float(value)
+
+
+def _login_throttle(section: ConfigSection) -> LoginThrottleConfig:
+    defaults = LoginThrottleConfig()
+    section.check_known(
+        {"max_failures", "window_seconds", "lockout_seconds", "max_lockout_seconds", "concurrent_checks"}
+    )
+    return LoginThrottleConfig(
+        max_failures=section.positive_int("max_failures", defaults.max_failures),
+        window_seconds=_positive_seconds(section, "window_seconds", defaults.window_seconds),
+        lockout_seconds=_positive_seconds(section, "lockout_seconds", defaults.lockout_seconds),
+        max_lockout_seconds=_positive_seconds(section, "max_lockout_seconds", defaults.max_lockout_seconds),
+        concurrent_checks=section.positive_int("concurrent_checks", defaults.concurrent_checks),
+    )
+
+
 def _retention_hours(top: ConfigSection) -> int:
     hours = top.positive_int("status_retention_hours", 168)
     if hours < 24:
@@ -321,6 +365,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "catalogue",
             "users",
             "max_page_size",
+            "max_page_bytes",
+            "max_validation_seconds",
+            "login_throttle",
             "status_retention_hours",
             "threads",
             "validation_workers",
@@ -363,6 +410,11 @@ def load_node_config(path: str | Path) -> NodeConfig:
         default_api_root=default_api_root,
         users=users,
         max_page_size=top.positive_int("max_page_size", 1000),
+        max_page_bytes=top.positive_int("max_page_bytes", 16 * 1024 * 1024),
+        max_validation_seconds=_positive_seconds(top, "max_validation_seconds", 60),
+        login_throttle=_login_throttle(
+            ConfigSection(top.data.get("login_throttle") or {}, path, "login_throttle")
+        ),
         status_retention_hours=_retention_hours(top),
         threads=threads,
         validation_workers=_validation_workers(top),

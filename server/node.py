@@ -68,7 +68,8 @@ def find_api_root(api_root: str) -> ApiRootConfig:
 
 
 def find_collection(api_root: str, collection_id: str, need: str | None = None) -> CollectionContext:
-    """The collection, if the caller may see it; `need` is 'read' or 'write' when the endpoint needs it."""
+    """The collection, if the caller may see it; `need` is 'read', 'write' or 'read and write' when the
+    endpoint needs it."""
     root = find_api_root(api_root)
     collection = next((c for c in root.collections if c.id == collection_id), None)
     user = current_user()
@@ -79,10 +80,16 @@ def find_collection(api_root: str, collection_id: str, need: str | None = None) 
             "Not Found",
             f"no collection '{collection_id}' in API root '{api_root}' for user '{user.name}'",
         )
-    allowed = {"read": access.can_read, "write": access.can_write, None: True}[need]
+    allowed = {
+        "read": access.can_read,
+        "write": access.can_write,
+        "read and write": access.can_read and access.can_write,
+        None: True,
+    }[need]
     if not allowed:
         label = collection.alias or collection.id
-        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {need}able by '{user.name}'")
+        adjective = {"read": "readable", "write": "writable", "read and write": "readable and writable"}[need]
+        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {adjective} by '{user.name}'")
     return CollectionContext(root, collection, access)
 
 

@@ -77,7 +77,7 @@ def test_invalid_objects_are_all_reported_before_anything_is_sent(node, tmp_path
     refused = _run(["publish", str(bundle), "--collection", node.collection_url()])
     assert refused.returncode == 1
     assert "2 invalid objects; nothing was sent" in refused.stdout
-    assert f"{apt1[1]['id']}: Invalid value for" in refused.stdout and "'created'" in refused.stdout
+    assert f"{apt1[1]['id']}: 'created': 'yesterday' is not a UTC timestamp" in refused.stdout
     assert walk(node.url) == []
     rest = _run(["publish", str(bundle), "--collection", node.collection_url(), "--skip-invalid"])
     assert rest.returncode == 1  # something was still wrong

@@ -1,11 +1,12 @@
 """The storage interface every backend implements, and the records that cross it.
 
-Methods map to TAXII resources: `add_objects` (POST objects), `query` (objects, object, manifest and
-versions GETs), `delete_object` (object DELETE), `save_status`/`get_status` (status resource).
-All timestamps are integer microseconds since the epoch (server.timestamps).
+Methods map to TAXII resources: `add_envelope` (POST objects: the objects and their status resource in one
+commit), `query` (objects, object, manifest and versions GETs), `delete_object` (object DELETE),
+`get_status` (status resource). All timestamps are integer microseconds since the epoch (server.timestamps).
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 VERSION_ALL, VERSION_FIRST, VERSION_LAST = "all", "first", "last"
@@ -66,6 +67,9 @@ class ObjectQuery:
     # Manifests and version lists never show bodies: without them a page reads a fraction of the bytes
     # (StoredVersion.body is then "").
     with_bodies: bool = True
+    # A page is cut by size as well as by `limit` (`more` and `next` continue it), so one request never
+    # holds more than this many body bytes, whatever the objects weigh; a larger object comes alone.
+    max_bytes: int | None = None
 
     @property
     def lower_bound(self) -> int | None:
@@ -77,6 +81,19 @@ class ObjectQuery:
 class Page:
     items: list[StoredVersion]
     more: bool
+
+
+def fill_page(versions: Iterable[StoredVersion], limit: int, max_bytes: int | None) -> Page:
+    """Take versions in date_added order until the page is full by count or by size; `versions` is read
+    lazily, so a backend that streams rows holds no more than one page in memory."""
+    items: list[StoredVersion] = []
+    size = 0
+    for version in versions:
+        size += len(version.body)
+        if len(items) == limit or (items and max_bytes is not None and size > max_bytes):
+            return Page(items, more=True)
+        items.append(version)
+    return Page(items, more=False)
 
 
 @dataclass
@@ -91,19 +108,18 @@ class StatusRecord:
     successes: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     pendings: list[dict] = field(default_factory=list)
+    # The user who posted the envelope: only they (and node admins) may read it. None on records from
+    # before owners were kept.
+    owner: str | None = None
 
     @property
     def status(self) -> str:
         return "pending" if self.pendings else "complete"
 
 
-class PartialWriteError(RuntimeError):
-    """A backend without transactions failed part way through an envelope; `stored` names exactly the
-    (id, version) pairs that went in, so the status can say so."""
-
-    def __init__(self, outcomes: list[WriteOutcome], stored: set[tuple[str, int]]):
-        super().__init__(f"the storage failed after {len(stored)} new versions of an envelope")
-        self.outcomes, self.stored = outcomes, stored
+# Builds an envelope's status from its write outcomes, the (id, version) pairs still pending (a backend
+# without transactions writes the status before the objects) and those it lost (it failed part way).
+StatusBuilder = Callable[[list[WriteOutcome], set[tuple[str, int]], set[tuple[str, int]]], StatusRecord]
 
 
 @dataclass(frozen=True)
@@ -152,11 +168,24 @@ def plan_write(objects: list[NewObject], existing: dict[str, set[int]], first_da
 
 class Storage(ABC):
     @abstractmethod
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
+        """Store the versions not yet present, assigning each a date_added greater than every date_added the
+        collection has ever had, and the status `build_status` makes of the outcomes, in one transaction:
+        after a crash an envelope is there with its status or not at all. Drops status resources older
+        than the retention period. Returns one outcome per distinct (id, version), and the status."""
+
     def add_objects(
         self, collection_id: str, objects: list[NewObject], provenance: Provenance
     ) -> list[WriteOutcome]:
-        """Store the versions not yet present in one transaction, assigning each a date_added greater than
-        every date_added the collection has ever had. Returns one outcome per distinct (id, version)."""
+        """`add_envelope` without a status (imports and tests)."""
+        return self.add_envelope(collection_id, objects, provenance, None, 0)[0]
 
     @abstractmethod
     def query(self, query: ObjectQuery) -> Page:
@@ -174,7 +203,8 @@ class Storage(ABC):
 
     @abstractmethod
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
-        """Keep a status resource, dropping those older than the retention period."""
+        """Keep a status resource as it is (copies and imports), dropping those older than the retention
+        period."""
 
     @abstractmethod
     def get_status(self, status_id: str) -> StatusRecord | None: ...

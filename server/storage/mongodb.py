@@ -20,10 +20,13 @@ envelope commit together; on a standalone server they are inserted in order and 
 which objects were stored.
 """
 
+import heapq
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
@@ -36,15 +39,18 @@ from taxii_federation.server.storage.base import (
     NewObject,
     ObjectQuery,
     Page,
-    PartialWriteError,
+    PlannedVersion,
     Provenance,
+    StatusBuilder,
     StatusRecord,
     Storage,
     StoredVersion,
     WriteOutcome,
+    WritePlan,
+    fill_page,
     plan_write,
 )
-from taxii_federation.server.timestamps import now_micros
+from taxii_federation.server.timestamps import now_micros, parse_micros
 
 _INDEXES = {
     "objects": [
@@ -64,10 +70,27 @@ _INDEXES = {
     ],
     "status": [([("created", ASCENDING)], {})],
 }
+log = logging.getLogger(__name__)
 _LEASE_SECONDS = 120  # far longer than writing the largest envelope a node accepts
 _FIELDS = ("id", "type", "spec_version", "version", "date_added", "body", "origin_node", "link")
 _PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0}
 _PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0}
+
+
+def _version_document(collection_id: str, planned: PlannedVersion, provenance: Provenance) -> dict:
+    return {
+        "collection_id": collection_id,
+        "date_added": planned.date_added,
+        "id": planned.object.id,
+        "version": planned.version,
+        "type": planned.object.type,
+        "spec_version": planned.object.spec_version,
+        "is_first": planned.only_version,
+        "is_last": planned.only_version,
+        "origin_node": provenance.origin_node,
+        "link": provenance.link,
+        "body": planned.object.body,
+    }
 
 
 class WriteLockTimeout(RuntimeError):
@@ -89,48 +112,71 @@ class MongoStorage(Storage):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def add_objects(
-        self, collection_id: str, objects: list[NewObject], provenance: Provenance
-    ) -> list[WriteOutcome]:
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
         with _CollectionLease(self.db, collection_id):
             existing = self._existing_versions(collection_id, sorted({obj.id for obj in objects}))
             clock = self.db.clocks.find_one({"_id": collection_id}) or {"last": 0}
             plan = plan_write(objects, existing, max(now_micros(), clock["last"] + 1))
-            documents = [
-                {
-                    "collection_id": collection_id,
-                    "date_added": planned.date_added,
-                    "id": planned.object.id,
-                    "version": planned.version,
-                    "type": planned.object.type,
-                    "spec_version": planned.object.spec_version,
-                    "is_first": planned.only_version,
-                    "is_last": planned.only_version,
-                    "origin_node": provenance.origin_node,
-                    "link": provenance.link,
-                    "body": planned.object.body,
-                }
-                for planned in plan.versions
-            ]
+            if build_status is not None and not self._transactions:
+                return plan.outcomes, self._write_without_transaction(
+                    collection_id, plan, provenance, build_status, retention_micros
+                )
+            status = build_status(plan.outcomes, set(), set()) if build_status else None
+            self._in_transaction(
+                lambda session: self._write(
+                    collection_id, plan, provenance, status, retention_micros, session
+                )
+            )
+            return plan.outcomes, status
 
-            def write(session) -> None:
-                if documents:
-                    self.db.objects.insert_many(documents, ordered=True, session=session)
-                    self.db.clocks.update_one(
-                        {"_id": collection_id},
-                        {"$max": {"last": plan.last_date_added}},
-                        upsert=True,
-                        session=session,
-                    )
-                self._reflag(collection_id, sorted(plan.ids_to_reflag), session)
+    def _write(
+        self,
+        collection_id: str,
+        plan: WritePlan,
+        provenance: Provenance,
+        status: StatusRecord | None,
+        retention_micros: int,
+        session,
+    ) -> None:
+        if plan.versions:
+            documents = [_version_document(collection_id, planned, provenance) for planned in plan.versions]
+            self.db.objects.insert_many(documents, ordered=True, session=session)
+            self.db.clocks.update_one(
+                {"_id": collection_id}, {"$max": {"last": plan.last_date_added}}, upsert=True, session=session
+            )
+        self._reflag(collection_id, sorted(plan.ids_to_reflag), session)
+        if status is not None:
+            self._save_status(status, retention_micros, session)
 
-            try:
-                self._in_transaction(write)
-            except BulkWriteError as error:
-                # Only reachable without transactions: the first nInserted documents are in.
-                stored = {(d["id"], d["version"]) for d in documents[: error.details.get("nInserted", 0)]}
-                raise PartialWriteError(plan.outcomes, stored) from error
-        return plan.outcomes
+    def _write_without_transaction(
+        self,
+        collection_id: str,
+        plan: WritePlan,
+        provenance: Provenance,
+        build_status: StatusBuilder,
+        retention_micros: int,
+    ) -> StatusRecord:
+        """A standalone server has no transactions: the status is written first, naming every new version
+        as pending, so a crash never leaves objects without their status (`get_status` settles a pending
+        status that outlived its writer's lease); then the objects; then the final status."""
+        planned = [(version.object.id, version.version) for version in plan.versions]
+        self._save_status(build_status(plan.outcomes, set(planned), set()), retention_micros)
+        lost: set[tuple[str, int]] = set()
+        try:
+            self._write(collection_id, plan, provenance, None, retention_micros, None)
+        except BulkWriteError as error:
+            log.exception("the storage failed part way through an envelope")
+            lost = set(planned[error.details.get("nInserted", 0) :])  # ordered: the first nInserted are in
+        status = build_status(plan.outcomes, set(), lost)
+        self._save_status(status, retention_micros)
+        return status
 
     def _in_transaction(self, work: Callable) -> None:
         if not self._transactions:
@@ -195,20 +241,18 @@ class MongoStorage(Storage):
 
     def query(self, query: ObjectQuery) -> Page:
         if query.ids:
-            documents = self._select_by_ids(query)
+            documents: Iterable[dict] = self._select_by_ids(query)
         elif len(query.types) > 1:
             # One ordered index range per type, merged, as in the SQLite backend.
             ranges = [self._select(query, (object_type,)) for object_type in query.types]
-            documents = sorted((d for r in ranges for d in r), key=lambda d: d["date_added"])[
-                : query.limit + 1
-            ]
+            documents = heapq.merge(*ranges, key=lambda document: document["date_added"])
         else:
             documents = self._select(query, query.types)
-        items = [
+        versions = (
             StoredVersion(*(document.get(name, "" if name == "body" else None) for name in _FIELDS))
-            for document in documents[: query.limit]
-        ]
-        return Page(items, more=len(documents) > query.limit)
+            for document in documents
+        )
+        return fill_page(versions, query.limit, query.max_bytes)
 
     def _select_by_ids(self, query: ObjectQuery) -> list[dict]:
         """match[id], one object, its versions: every version of the ids, found by equality alone on the
@@ -226,7 +270,7 @@ class MongoStorage(Storage):
         chosen = [document for document in candidates if document["selected"]]
         return sorted(chosen, key=lambda document: document["date_added"])[: query.limit + 1]
 
-    def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> list[dict]:
+    def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> Iterable[dict]:
         selector: dict = {"collection_id": query.collection_id}
         if types:
             selector["type"] = types[0] if len(types) == 1 else {"$in": list(types)}
@@ -238,27 +282,56 @@ class MongoStorage(Storage):
             selector["date_added"] = {"$gt": lower}
         projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
         cursor = self.db.objects.find(selector, projection).sort("date_added", ASCENDING)
-        return list(cursor.limit(query.limit + 1))
+        return cursor.limit(query.limit + 1)  # read lazily: a page cut by size reads no further
 
     # -- status ------------------------------------------------------------------------------------
 
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        self._save_status(status, retention_micros)
+
+    def _save_status(self, status: StatusRecord, retention_micros: int, session=None) -> None:
         document = {
             "_id": status.id,
             "created": status.request_timestamp,
             "api_root": status.api_root,
             "collection_id": status.collection_id,
             "total_count": status.total_count,
+            "owner": status.owner,
             "body": json.dumps(
                 {"successes": status.successes, "failures": status.failures, "pendings": status.pendings}
             ),
         }
-        self.db.status.replace_one({"_id": status.id}, document, upsert=True)
-        self.db.status.delete_many({"created": {"$lt": now_micros() - retention_micros}})
+        self.db.status.replace_one({"_id": status.id}, document, upsert=True, session=session)
+        self.db.status.delete_many({"created": {"$lt": now_micros() - retention_micros}}, session=session)
 
     def get_status(self, status_id: str) -> StatusRecord | None:
         document = self.db.status.find_one({"_id": status_id})
-        return self._status_record(document) if document else None
+        if document is None:
+            return None
+        record = self._status_record(document)
+        if record.pendings and record.request_timestamp < now_micros() - _LEASE_SECONDS * 1_000_000:
+            record = self._settle(record)
+        return record
+
+    def _settle(self, record: StatusRecord) -> StatusRecord:
+        """A status still pending after its writer's lease ran out: the writer died between the objects and
+        the final status (standalone servers only). Each pending version is a success if it is stored."""
+        successes, failures = list(record.successes), list(record.failures)
+        for pending in record.pendings:
+            selector = {
+                "collection_id": record.collection_id,
+                "id": pending["id"],
+                "version": parse_micros(pending["version"]),
+            }
+            if self.db.objects.count_documents(selector, limit=1):
+                successes.append({**pending, "message": "stored"})
+            else:
+                failures.append(
+                    {**pending, "message": "not stored: the node stopped while writing; post again"}
+                )
+        settled = replace(record, successes=successes, failures=failures, pendings=[])
+        self._save_status(settled, retention_micros=10**18)
+        return settled
 
     @staticmethod
     def _status_record(document: dict) -> StatusRecord:
@@ -268,6 +341,7 @@ class MongoStorage(Storage):
             collection_id=document["collection_id"],
             request_timestamp=document["created"],
             total_count=document["total_count"],
+            owner=document.get("owner"),
             **json.loads(document["body"]),
         )
 

@@ -20,10 +20,12 @@ from taxii_federation.server.storage.base import (
     ObjectQuery,
     Page,
     Provenance,
+    StatusBuilder,
     StatusRecord,
     Storage,
     StoredVersion,
     WriteOutcome,
+    fill_page,
     plan_write,
 )
 from taxii_federation.server.timestamps import now_micros
@@ -96,18 +98,26 @@ class SqliteStorage(Storage):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def add_objects(
-        self, collection_id: str, objects: list[NewObject], provenance: Provenance
-    ) -> list[WriteOutcome]:
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             outcomes = self._add_in_transaction(connection, collection_id, objects, provenance)
+            status = build_status(outcomes, set(), set()) if build_status else None
+            if status is not None:
+                self._save_status_in_transaction(connection, status, retention_micros)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        return outcomes
+        return outcomes, status
 
     def _add_in_transaction(
         self,
@@ -207,18 +217,21 @@ class SqliteStorage(Storage):
 
     def query(self, query: ObjectQuery) -> Page:
         connection = self._connection()
-        if len(query.types) > 1:
-            # One ordered index range per type, merged: an IN over types would make SQLite sort every
-            # matching row before returning the first page.
-            ranges = [self._select(connection, query, (object_type,)) for object_type in query.types]
-            rows = list(heapq.merge(*ranges, key=lambda row: row[4]))[: query.limit + 1]
-        else:
-            rows = self._select(connection, query, query.types)
-        items = [StoredVersion(*row) for row in rows[: query.limit]]
-        return Page(items, more=len(rows) > query.limit)
+        # One ordered index range per type, merged: an IN over types would make SQLite sort every matching
+        # row before returning the first page.
+        type_ranges = (
+            [(object_type,) for object_type in query.types] if len(query.types) > 1 else [query.types]
+        )
+        cursors = [self._select(connection, query, types) for types in type_ranges]
+        try:
+            rows = heapq.merge(*cursors, key=lambda row: row[4]) if len(cursors) > 1 else cursors[0]
+            return fill_page((StoredVersion(*row) for row in rows), query.limit, query.max_bytes)
+        finally:
+            for cursor in cursors:
+                cursor.close()  # ends the read at once when the page was full before the rows were
 
     @staticmethod
-    def _select(connection: sqlite3.Connection, query: ObjectQuery, types: tuple[str, ...]) -> list[tuple]:
+    def _select(connection: sqlite3.Connection, query: ObjectQuery, types: tuple[str, ...]) -> sqlite3.Cursor:
         where, params = ["collection_id = ?"], [query.collection_id]
         _add_in_filter(where, params, "id", query.ids)
         _add_in_filter(where, params, "type", types)
@@ -236,11 +249,24 @@ class SqliteStorage(Storage):
             f"SELECT {columns} FROM objects{index} WHERE {' AND '.join(where)}"
             f" ORDER BY date_added LIMIT {int(query.limit) + 1}"
         )
-        return connection.execute(sql, params).fetchall()
+        return connection.execute(sql, params)  # read lazily: a page cut by size reads no further
 
     # -- status ------------------------------------------------------------------------------------
 
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._save_status_in_transaction(connection, status, retention_micros)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _save_status_in_transaction(
+        connection: sqlite3.Connection, status: StatusRecord, retention_micros: int
+    ) -> None:
         body = json.dumps(
             {
                 "api_root": status.api_root,
@@ -250,20 +276,14 @@ class SqliteStorage(Storage):
                 "successes": status.successes,
                 "failures": status.failures,
                 "pendings": status.pendings,
+                "owner": status.owner,
             }
         )
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(
-                "INSERT OR REPLACE INTO status (id, created, body) VALUES (?, ?, ?)",
-                (status.id, status.request_timestamp, body),
-            )
-            connection.execute("DELETE FROM status WHERE created < ?", (now_micros() - retention_micros,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+        connection.execute(
+            "INSERT OR REPLACE INTO status (id, created, body) VALUES (?, ?, ?)",
+            (status.id, status.request_timestamp, body),
+        )
+        connection.execute("DELETE FROM status WHERE created < ?", (now_micros() - retention_micros,))
 
     def get_status(self, status_id: str) -> StatusRecord | None:
         row = self._connection().execute("SELECT body FROM status WHERE id = ?", (status_id,)).fetchone()
