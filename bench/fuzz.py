@@ -33,8 +33,8 @@ from requests.structures import CaseInsensitiveDict
 from bench.fuzz_inputs import Probe, Target, next_probe
 from bench.http_client import ReadClient, ReadTimeout, Reply
 from bench.report import machine_line
+from bench.servers import NodeProcess
 from tests.conftest import TAXII, write_node_files
-from tests.processes import free_port, start_listening_server
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "robustness.md"
 HANG_SECONDS = 5.0
@@ -51,43 +51,28 @@ PROBLEMS = (
 
 
 class NodeUnderTest:
-    """`taxii-fed serve` in its own process; restarted if it dies, and each death is counted as a crash."""
+    """The node in its own process; restarted if it dies, and each death is counted as a crash."""
 
     def __init__(self, folder: Path, max_content_length: int):
-        self.folder = folder
         self.config = write_node_files(
             folder, "fuzz", max_content_length=max_content_length, validation_workers=2
         )
-        self.port = free_port()
         self.crashes = 0
         self._lock = threading.Lock()
-        self.process = self._start()
-
-    def _start(self):
-        command = [
-            sys.executable,
-            "-m",
-            "taxii_federation.clients.cli",
-            "serve",
-            "--config",
-            str(self.config),
-            "--port",
-            str(self.port),
-        ]
-        return start_listening_server(command, self.port, self.folder / "node.log", "node under fuzz")
+        self.node = NodeProcess(self.config)
+        self.port = self.node.port
 
     def restarted_after_crash(self) -> bool:
         """True when the node had died (it is running again when this returns)."""
         with self._lock:
-            if self.process.poll() is None:
+            if self.node.process.poll() is None:
                 return False
             self.crashes += 1
-            self.process = self._start()
+            self.node = NodeProcess(self.config, self.port)
             return True
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
+        self.node.stop()
 
 
 def _strict_json(body: bytes):

@@ -51,13 +51,7 @@ def read_envelope(max_content_length: int) -> list:
             f"send the envelope as 'application/taxii+json;version=2.1', "
             f"not {request.headers.get('Content-Type')!r}",
         )
-    # Decided from the header, before a byte of the body is read (TAXII 2.1 §4.2 max_content_length).
-    declared = request.content_length
-    if declared is not None and declared > max_content_length:
-        raise _too_large(declared, max_content_length)
-    body = request.stream.read(max_content_length + 1)
-    if len(body) > max_content_length:
-        raise _too_large(None, max_content_length)
+    body = _read_body(max_content_length)
     try:
         envelope = json_input.loads(body)
     except json_input.JsonInputError as error:
@@ -69,6 +63,29 @@ def read_envelope(max_content_length: int) -> list:
             "the body must be a TAXII envelope: a JSON object with an 'objects' list",
         )
     return envelope["objects"]
+
+
+def _read_body(max_content_length: int) -> bytes:
+    declared_text = request.headers.get("Content-Length")
+    if declared_text is not None and not declared_text.strip().isdigit():
+        raise _bad_framing(f"Content-Length {declared_text[:40]!r} is not a number of bytes")
+    # Decided from the header, before a byte of the body is read (TAXII 2.1 §4.2 max_content_length).
+    declared = int(declared_text) if declared_text is not None else None
+    if declared is not None and declared > max_content_length:
+        raise _too_large(declared, max_content_length)
+    try:
+        body = request.stream.read(max_content_length + 1)
+    except (ValueError, OSError) as error:  # the HTTP server met a broken chunk or length while reading
+        raise _bad_framing(f"the body could not be read ({error})") from None
+    if len(body) > max_content_length:
+        raise _too_large(None, max_content_length)
+    return body
+
+
+def _bad_framing(problem: str) -> TaxiiError:
+    return TaxiiError(
+        400, "Bad Request", f"{problem}; send the body with a valid Content-Length or chunked encoding"
+    )
 
 
 def _too_large(size: int | None, limit: int) -> TaxiiError:

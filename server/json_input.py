@@ -37,10 +37,13 @@ def _int_or_marker(text: str) -> int | NotJsonNumber:
 
 
 def loads(body: bytes | str):
-    """Parse JSON text; numbers outside JSON become `NotJsonNumber` markers for `problem_in` to report."""
+    """Parse JSON text; numbers outside JSON become `NotJsonNumber` markers for `problem_in` to report.
+    Bytes must be UTF-8 (RFC 8259 §8.1; json.loads alone would also guess UTF-16 and UTF-32); a leading
+    byte order mark is ignored."""
     try:
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
         return json.loads(
-            body, parse_constant=NotJsonNumber, parse_float=_float_or_marker, parse_int=_int_or_marker
+            text, parse_constant=NotJsonNumber, parse_float=_float_or_marker, parse_int=_int_or_marker
         )
     except RecursionError:
         raise JsonInputError(

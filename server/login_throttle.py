@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from taxii_federation.server.config import LoginThrottleConfig
 
 _MAX_TRACKED = 100_000  # users and addresses remembered at once; the oldest are forgotten first
-_CHECK_QUEUE_SECONDS = 5.0  # how long a request waits for a free password check before it is turned away
+_CHECK_QUEUE_SECONDS = 2.0  # how long a request waits for a free password check before it is turned away
+_QUEUE_PER_SLOT = 4  # requests that may wait for each password-check slot
 
 
 class LoginsThrottled(Exception):
@@ -42,6 +43,7 @@ class LoginThrottle:
         self._failures: dict[str, _Failures] = {}
         self._lock = threading.Lock()
         self._checks = threading.BoundedSemaphore(config.concurrent_checks)
+        self._waiting = 0
 
     @staticmethod
     def _keys(user: str, address: str | None) -> list[str]:
@@ -86,8 +88,19 @@ class LoginThrottle:
 
     @contextmanager
     def password_check(self) -> Iterator[None]:
-        """Hold one of the few password-check slots; raise LoginsThrottled when none frees up in time."""
-        if not self._checks.acquire(timeout=_CHECK_QUEUE_SECONDS):
+        """Hold one of the few password-check slots. A few requests may queue for one (a burst of honest
+        logins); beyond that, or when none frees up in time, LoginsThrottled: waiting requests hold server
+        threads, and a flood must not hold them all."""
+        with self._lock:
+            if self._waiting >= _QUEUE_PER_SLOT * self.config.concurrent_checks:
+                raise LoginsThrottled(1.0, "the node is busy checking passwords")
+            self._waiting += 1
+        try:
+            acquired = self._checks.acquire(timeout=_CHECK_QUEUE_SECONDS)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
             raise LoginsThrottled(1.0, "the node is busy checking passwords")
         try:
             yield

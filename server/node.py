@@ -62,7 +62,10 @@ def find_api_root(api_root: str) -> ApiRootConfig:
     root = current_node().config.find_api_root(api_root)
     if root is None or not has_api_root_grant(current_user(), api_root):
         raise TaxiiError(
-            404, "Not Found", f"no API root '{api_root}' on this node for user '{current_user().name}'"
+            404,
+            "Not Found",
+            f"no API root '{api_root[:100]}' on this node for user '{current_user().name}'; "
+            "the discovery resource at /taxii2/ lists yours",
         )
     return root
 

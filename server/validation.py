@@ -86,6 +86,13 @@ def _shown(value: object) -> str:
 def _common_property_problem(obj: dict) -> str | None:
     """STIX 2.1 §3.2's common properties, checked for every object: stix2 checks them only for the types it
     knows, and hands custom objects (x-mitre-*, any `x-` type) through as they came."""
+    for name, value in obj.items():
+        # stix2 drops null and empty-list properties before it validates, so an object stored as it came
+        # would not be the object that was checked; STIX has no null, and empty lists are prohibited.
+        if value is None:
+            return f"'{name}' is null; STIX has no null values: leave the property out"
+        if value == []:
+            return f"'{name}' is an empty list; STIX 2.1 prohibits empty lists: leave the property out"
     object_type = obj.get("type")
     if not isinstance(object_type, str) or not _STIX_TYPE.match(object_type):
         return f"'type' must be 3-250 characters of a-z, 0-9 and '-', got {_shown(object_type)}"

@@ -30,6 +30,7 @@ PASSWORDS = {
     "writer": "writer-pass",
     "nogrant": "nogrant-pass",
     "mirror": "mirror-pass",
+    "admin": "admin-pass",
 }
 
 
@@ -49,7 +50,9 @@ def write_node_files(
     max_page_size: int = 1000,
     validation_workers: int = 0,
     storage_url: str | None = None,
+    **settings,
 ) -> Path:
+    """A node config and catalogue; `settings` are further top-level keys of the node config."""
     catalogue = {
         "default_api_root": "alliance",
         "api_roots": {
@@ -111,7 +114,13 @@ def write_node_files(
                 ],
                 roles=["federation"],
             ),
+            "admin": user(
+                PASSWORDS["admin"],
+                [{"api_root": "alliance", "collections": "*", "access": "read"}],
+                roles=["admin"],
+            ),
         },
+        **settings,
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
