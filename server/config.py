@@ -20,6 +20,7 @@ DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 # federation: the account of a mirror, allowed to state where an object came from;
 # admin: a node administrator, who may read every status resource of the node.
 ROLES = {"federation", "admin"}
+STIX_VERSIONS = ("2.1", "2.0")
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,8 @@ class CollectionConfig:
     alias: str | None = None
     description: str = ""
     allow_custom: bool = True
+    # The STIX versions the collection stores: 2.1, and 2.0 for feeds that still speak it.
+    stix_versions: tuple[str, ...] = ("2.1",)
 
 
 @dataclass(frozen=True)
@@ -176,13 +179,17 @@ def read_yaml(path: Path) -> Any:
 
 
 def _collection(section: ConfigSection) -> CollectionConfig:
-    section.check_known({"id", "title", "alias", "description", "allow_custom"})
+    section.check_known({"id", "title", "alias", "description", "allow_custom", "stix_versions"})
     collection_id = section.get("id", str, required=True)
     try:
-        uuid.UUID(collection_id)
+        version = uuid.UUID(collection_id).version
     except ValueError:
+        version = None
+    if version != 4:
         section.fail(
-            f"must be a UUID (TAXII 2.1 §5.2 identifies collections by UUID), got {collection_id!r}", "id"
+            f"must be a version 4 UUID (TAXII 2.1 §2: identifiers are RFC 4122 version 4 UUIDs), got "
+            f"{collection_id!r}; for example {uuid.uuid4()}",
+            "id",
         )
     return CollectionConfig(
         id=collection_id,
@@ -190,7 +197,17 @@ def _collection(section: ConfigSection) -> CollectionConfig:
         alias=section.get("alias", str, None),
         description=section.get("description", str, ""),
         allow_custom=section.get("allow_custom", bool, True),
+        stix_versions=_stix_versions(section),
     )
+
+
+def _stix_versions(section: ConfigSection) -> tuple[str, ...]:
+    versions = [str(v) for v in section.get("stix_versions", list, ["2.1"])]
+    if not versions or set(versions) - set(STIX_VERSIONS):
+        section.fail(
+            f"must list STIX versions out of {', '.join(STIX_VERSIONS)}, got {versions!r}", "stix_versions"
+        )
+    return tuple(v for v in STIX_VERSIONS if v in versions)  # newest first
 
 
 def _api_root(path: str, section: ConfigSection) -> ApiRootConfig:

@@ -20,7 +20,7 @@ from taxii_federation.server.storage.base import (
     StatusRecord,
     WriteOutcome,
 )
-from taxii_federation.server.timestamps import format_micros, now_micros
+from taxii_federation.server.timestamps import now_micros
 from taxii_federation.server.validation import Refusal
 
 # A mirror (a user with the 'federation' role) states where the objects it posts came from, and asks
@@ -113,7 +113,7 @@ def _status_builder(context: CollectionContext, total: int, refusals: list[Refus
 
     def build(outcomes: list[WriteOutcome], pending: set, lost: set) -> StatusRecord:
         def detail(outcome: WriteOutcome, message: str) -> dict:
-            return {"id": outcome.id, "version": format_micros(outcome.version), "message": message}
+            return {"id": outcome.id, "version": outcome.version_shown, "message": message}
 
         waiting = pending | lost
         return StatusRecord(
@@ -135,9 +135,7 @@ def _status_builder(context: CollectionContext, total: int, refusals: list[Refus
             ]
             + refused,
             pendings=[
-                {"id": o.id, "version": format_micros(o.version)}
-                for o in outcomes
-                if (o.id, o.version) in pending
+                {"id": o.id, "version": o.version_shown} for o in outcomes if (o.id, o.version) in pending
             ],
         )
 
@@ -154,7 +152,11 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
         is_federation_caller() and request.headers.get(VALIDATED_HEADER) == "stix2" and allow_custom
     )
     verdicts = node.validator.validate(
-        objects, allow_custom, validated_upstream, node.config.max_validation_seconds
+        objects,
+        allow_custom,
+        validated_upstream,
+        node.config.max_validation_seconds,
+        context.collection.stix_versions,
     )
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     refusals = [verdict for verdict in verdicts if isinstance(verdict, Refusal)]

@@ -17,6 +17,7 @@ below are refused before it runs: an attacker must not buy seconds of CPU with o
 import re
 from functools import lru_cache
 
+import stix2.v20.sdo
 import stix2.v21.sdo
 from stix2patterns.validator import run_validator
 
@@ -102,3 +103,4 @@ def install() -> None:
     """Make stix2 validate indicator patterns through the shape cache (one process-wide switch, used by
     server.validation; the verdicts are the library's own)."""
     stix2.v21.sdo.run_validator = validate_pattern
+    stix2.v20.sdo.run_validator = validate_pattern  # called with version '2.0'; the limits apply alike

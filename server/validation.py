@@ -127,9 +127,10 @@ def _version_text(obj: dict) -> str | None:
     return stamp if isinstance(stamp, str) and len(stamp) <= 40 and stamp.isascii() else None
 
 
-def screen_object(obj: object, position: int) -> Refusal | None:
+def screen_object(obj: object, position: int, stix_versions: tuple[str, ...] = ("2.1",)) -> Refusal | None:
     """The cheap checks every object passes before stix2 sees it (or is pickled for a validation worker):
-    a JSON object with a valid id, storable JSON (server.json_input), STIX 2.1, valid common properties."""
+    a JSON object with a valid id, storable JSON (server.json_input), a STIX version the collection stores,
+    valid common properties."""
     if not isinstance(obj, dict):
         return Refusal(None, None, f"object #{position} is not a JSON object")
     object_id = obj.get("id")
@@ -139,11 +140,30 @@ def screen_object(obj: object, position: int) -> Refusal | None:
             _version_text(obj),
             f"object #{position} has no valid 'id' (expected '<type>--<UUID>'), got {_shown(object_id)}",
         )
-    problem = problem_in(obj)
-    if problem is None and obj.get("spec_version") != "2.1":
-        problem = "'spec_version' must be '2.1'; this node stores STIX 2.1 only"
-    problem = problem or _common_property_problem(obj)
+    problem = problem_in(obj) or _spec_version_problem(obj, stix_versions) or _common_property_problem(obj)
     return Refusal(object_id, _version_text(obj), f"{object_id}: {problem}") if problem else None
+
+
+def spec_version_of(obj: dict) -> str:
+    """The STIX version of an object. STIX 2.1 §3.2: `spec_version` is required on SDOs, SROs and the
+    other objects that have `created`, and optional on SCOs, where leaving it out means 2.1; STIX 2.0
+    objects carry none, and every one of them has `created`."""
+    if "spec_version" in obj:
+        return obj["spec_version"]
+    return "2.0" if "created" in obj else "2.1"
+
+
+def _spec_version_problem(obj: dict, stix_versions: tuple[str, ...]) -> str | None:
+    spec_version = spec_version_of(obj)
+    if spec_version in stix_versions:
+        return None
+    accepted = " and ".join(f"STIX {version}" for version in stix_versions)
+    if "spec_version" not in obj:
+        return (
+            f"it has no 'spec_version' but has 'created', so it is a STIX 2.0 object; this collection "
+            f"stores {accepted} (a STIX 2.1 object other than an SCO needs spec_version '2.1')"
+        )
+    return f"'spec_version' {_shown(obj['spec_version'])} is not one this collection stores ({accepted})"
 
 
 def check_object(obj: dict, allow_custom: bool, validated_upstream: bool = False) -> NewObject | Refusal:
@@ -152,9 +172,10 @@ def check_object(obj: dict, allow_custom: bool, validated_upstream: bool = False
     `validated_upstream`: a federation mirror delivers objects that a taxii-federation node already checked
     with this same function; the screening is then enough, which spares every hop of a federation the full
     stix2 parse."""
+    spec_version = spec_version_of(obj)
     if not validated_upstream:
         try:
-            stix2.parse(obj, allow_custom=allow_custom, version="2.1")
+            stix2.parse(obj, allow_custom=allow_custom, version=spec_version)
         except Exception as error:  # stix2 meets attacker-written objects: any failure refuses only this one
             message = f"{obj['id']}: {_describe(error)}{_custom_hint(error, allow_custom)}"
             return Refusal(obj["id"], _version_text(obj), message)
@@ -163,14 +184,21 @@ def check_object(obj: dict, allow_custom: bool, validated_upstream: bool = False
         body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TimestampError, ValueError, RecursionError) as error:
         return Refusal(obj["id"], _version_text(obj), f"{obj['id']}: {_describe(error)}")
-    return NewObject(id=obj["id"], type=obj["type"], spec_version="2.1", version=version, body=body)
+    stamp = obj.get("modified") or obj.get("created")
+    return NewObject(
+        obj["id"], obj["type"], spec_version, version, body, stamp if version is not None else None
+    )
 
 
 def validate_object(
-    obj: object, position: int, allow_custom: bool, validated_upstream: bool = False
+    obj: object,
+    position: int,
+    allow_custom: bool,
+    validated_upstream: bool = False,
+    stix_versions: tuple[str, ...] = ("2.1",),
 ) -> NewObject | Refusal:
     """Check one envelope entry; returns what to store, or why it was refused."""
-    return screen_object(obj, position) or check_object(obj, allow_custom, validated_upstream)
+    return screen_object(obj, position, stix_versions) or check_object(obj, allow_custom, validated_upstream)
 
 
 def _custom_hint(error: Exception, allow_custom: bool) -> str:
@@ -221,12 +249,17 @@ class EnvelopeValidator:
         self._lock = threading.Lock()
 
     def validate(
-        self, objects: list, allow_custom: bool, validated_upstream: bool = False, seconds: float = 60
+        self,
+        objects: list,
+        allow_custom: bool,
+        validated_upstream: bool = False,
+        seconds: float = 60,
+        stix_versions: tuple[str, ...] = ("2.1",),
     ) -> list[NewObject | Refusal]:
         """One verdict per object, in order. Checking stops after `seconds` (CLOCK_MONOTONIC is shared by the
         worker processes), so no envelope buys more CPU than that."""
         deadline = time.monotonic() + seconds
-        verdicts: list = [screen_object(obj, position) for position, obj in enumerate(objects)]
+        verdicts: list = [screen_object(obj, position, stix_versions) for position, obj in enumerate(objects)]
         to_check = [position for position, verdict in enumerate(verdicts) if verdict is None]
         checked = self._check([objects[p] for p in to_check], allow_custom, validated_upstream, deadline)
         for position, verdict in zip(to_check, checked, strict=True):

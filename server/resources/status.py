@@ -17,18 +17,20 @@ blueprint = Blueprint("status", __name__)
 
 
 def status_body(record: StatusRecord) -> dict:
-    return {
+    body = {
         "id": record.id,
         "status": record.status,
         "request_timestamp": format_micros(record.request_timestamp),
         "total_count": record.total_count,
         "success_count": len(record.successes),
-        "successes": record.successes,
         "failure_count": len(record.failures),
-        "failures": record.failures,
         "pending_count": len(record.pendings),
-        "pendings": record.pendings,
     }
+    # §2: an empty list MUST NOT stand in for an optional property that has nothing to say.
+    for name in ("successes", "failures", "pendings"):
+        if details := getattr(record, name):
+            body[name] = details
+    return body
 
 
 @blueprint.get("/<api_root>/status/<status_id>/")

@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from taxii_federation.server.timestamps import format_micros
+
 VERSION_ALL, VERSION_FIRST, VERSION_LAST = "all", "first", "last"
 
 
@@ -21,6 +23,9 @@ class NewObject:
     spec_version: str
     version: int | None
     body: str
+    # The object's own modified (or created) text: manifests, version lists and statuses show it as it
+    # was written (TAXII 2.1 §5.6, §5.8), not re-rendered from `version`.
+    version_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,11 @@ class StoredVersion:
     body: str
     origin_node: str | None = None
     link: str | None = None
+    version_text: str | None = None  # as NewObject.version_text; None for objects without modified/created
+
+    @property
+    def version_shown(self) -> str:
+        return self.version_text or format_micros(self.version)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,11 @@ class WriteOutcome:
     id: str
     version: int
     stored: bool  # False: this exact version was already present, nothing was written
+    version_text: str | None = None
+
+    @property
+    def version_shown(self) -> str:
+        return self.version_text or format_micros(self.version)
 
 
 @dataclass(frozen=True)
@@ -143,25 +158,34 @@ class WritePlan:
         return self.versions[-1].date_added if self.versions else None
 
 
-def plan_write(objects: list[NewObject], existing: dict[str, set[int]], first_date_added: int) -> WritePlan:
+# A stored version of an object: its version key and its STIX version. The same (id, modified) may be held
+# once per STIX version (a feed's 2.0 and 2.1 copies of one release); TAXII 2.1 §3.4.1 then serves the
+# newest STIX version unless `match[spec_version]` asks for another.
+VersionKey = tuple[int, str]
+
+
+def plan_write(
+    objects: list[NewObject], existing: dict[str, set[VersionKey]], first_date_added: int
+) -> WritePlan:
     """Decide, for every backend alike, which versions are new and which date_added each gets.
 
-    `existing` maps each id to its stored versions. Consecutive date_added values from `first_date_added`
-    keep every object of a POST distinct and in envelope order."""
+    `existing` maps each id to its stored (version, spec_version) pairs. Consecutive date_added values
+    from `first_date_added` keep every object of a POST distinct and in envelope order."""
     plan = WritePlan([], [], set())
     date_added = first_date_added
     for obj in objects:
-        versions = existing.setdefault(obj.id, set())
+        stored = existing.setdefault(obj.id, set())
         # An object without modified/created has a single version (TAXII 2.1 §3.4.3).
-        version = obj.version if obj.version is not None else next(iter(versions), date_added)
-        if version in versions:
-            plan.outcomes.append(WriteOutcome(obj.id, version, stored=False))
+        version = obj.version if obj.version is not None else next(iter(stored), (date_added,))[0]
+        key = (version, obj.spec_version)
+        if key in stored:
+            plan.outcomes.append(WriteOutcome(obj.id, version, stored=False, version_text=obj.version_text))
             continue
-        if versions:
+        if stored:
             plan.ids_to_reflag.add(obj.id)
-        plan.versions.append(PlannedVersion(obj, version, date_added, only_version=not versions))
-        plan.outcomes.append(WriteOutcome(obj.id, version, stored=True))
-        versions.add(version)
+        plan.versions.append(PlannedVersion(obj, version, date_added, only_version=not stored))
+        plan.outcomes.append(WriteOutcome(obj.id, version, stored=True, version_text=obj.version_text))
+        stored.add(key)
         date_added += 1
     return plan
 

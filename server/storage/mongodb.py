@@ -9,8 +9,8 @@ Documents (database from the URL, default `taxii`):
 - `status`: status resources.
 
 Indexes (created at start, see `_INDEXES`): every page read is one index range that stops after
-`limit + 1` documents, at any collection size; (collection_id, id, version) is unique, so a version is
-stored once even if two writers race.
+`limit + 1` documents, at any collection size; (collection_id, id, version, spec_version) is unique, so a
+version is stored once even if two writers race.
 
 date_added must increase in commit order even with several server processes writing, or an `added_after`
 poller could pass over an object committed late with a smaller date_added. Writers of one collection
@@ -45,6 +45,7 @@ from taxii_federation.server.storage.base import (
     StatusRecord,
     Storage,
     StoredVersion,
+    VersionKey,
     WriteOutcome,
     WritePlan,
     fill_page,
@@ -55,7 +56,15 @@ from taxii_federation.server.timestamps import now_micros, parse_micros
 _INDEXES = {
     "objects": [
         ([("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
-        ([("collection_id", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)], {"unique": True}),
+        (
+            [
+                ("collection_id", ASCENDING),
+                ("id", ASCENDING),
+                ("version", ASCENDING),
+                ("spec_version", ASCENDING),
+            ],
+            {"unique": True},
+        ),
         ([("collection_id", ASCENDING), ("is_last", ASCENDING), ("date_added", ASCENDING)], {}),
         ([("collection_id", ASCENDING), ("type", ASCENDING), ("date_added", ASCENDING)], {}),
         (
@@ -71,10 +80,21 @@ _INDEXES = {
     "status": [([("created", ASCENDING)], {})],
 }
 log = logging.getLogger(__name__)
+_OLD_VERSION_INDEX = "collection_id_1_id_1_version_1"
 _LEASE_SECONDS = 120  # far longer than writing the largest envelope a node accepts
-_FIELDS = ("id", "type", "spec_version", "version", "date_added", "body", "origin_node", "link")
-_PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0}
-_PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0}
+_FIELDS = (
+    "id",
+    "type",
+    "spec_version",
+    "version",
+    "date_added",
+    "body",
+    "origin_node",
+    "link",
+    "version_text",
+)
+_PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0, "is_latest_spec": 1}
+_PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0, "is_latest_spec": 1}
 
 
 def _version_document(collection_id: str, planned: PlannedVersion, provenance: Provenance) -> dict:
@@ -87,9 +107,11 @@ def _version_document(collection_id: str, planned: PlannedVersion, provenance: P
         "spec_version": planned.object.spec_version,
         "is_first": planned.only_version,
         "is_last": planned.only_version,
+        "is_latest_spec": planned.only_version,
         "origin_node": provenance.origin_node,
         "link": provenance.link,
         "body": planned.object.body,
+        "version_text": planned.object.version_text,
     }
 
 
@@ -104,6 +126,9 @@ class MongoStorage(Storage):
         for collection, indexes in _INDEXES.items():
             for keys, options in indexes:
                 self.db[collection].create_index(keys, **options)
+        # Databases from before a version was unique per STIX version (VersionKey) drop the older index.
+        if _OLD_VERSION_INDEX in self.db.objects.index_information():
+            self.db.objects.drop_index(_OLD_VERSION_INDEX)
         self._transactions = self._supports_transactions()
 
     def _supports_transactions(self) -> bool:
@@ -185,29 +210,35 @@ class MongoStorage(Storage):
         with self.client.start_session() as session:
             session.with_transaction(work)
 
-    def _existing_versions(self, collection_id: str, ids: list[str]) -> dict[str, set[int]]:
-        existing: dict[str, set[int]] = {}
+    def _existing_versions(self, collection_id: str, ids: list[str]) -> dict[str, set[VersionKey]]:
+        existing: dict[str, set[VersionKey]] = {}
         for start in range(0, len(ids), 1000):
             cursor = self.db.objects.find(
                 {"collection_id": collection_id, "id": {"$in": ids[start : start + 1000]}},
-                {"id": 1, "version": 1, "_id": 0},
+                {"id": 1, "version": 1, "spec_version": 1, "_id": 0},
             )
             for document in cursor:
-                existing.setdefault(document["id"], set()).add(document["version"])
+                existing.setdefault(document["id"], set()).add(
+                    (document["version"], document["spec_version"])
+                )
         return existing
 
     def _reflag(self, collection_id: str, ids: list[str], session=None) -> None:
-        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        """Recompute which version of each id is the first and the last (the default `match[version]`), and
+        which have its latest STIX version (served when no `match[spec_version]` is given)."""
         for object_id in ids:
-            versions = [
-                d["version"]
-                for d in self.db.objects.find(
-                    {"collection_id": collection_id, "id": object_id}, {"version": 1}, session=session
+            documents = list(
+                self.db.objects.find(
+                    {"collection_id": collection_id, "id": object_id},
+                    {"version": 1, "spec_version": 1},
+                    session=session,
                 )
-            ]
-            if not versions:
+            )
+            if not documents:
                 continue
+            versions = [document["version"] for document in documents]
             first, last = min(versions), max(versions)
+            latest_spec = max(document["spec_version"] for document in documents)
             self.db.objects.update_many(
                 {"collection_id": collection_id, "id": object_id},
                 [
@@ -215,6 +246,7 @@ class MongoStorage(Storage):
                         "$set": {
                             "is_first": {"$eq": ["$version", first]},
                             "is_last": {"$eq": ["$version", last]},
+                            "is_latest_spec": {"$eq": ["$spec_version", latest_spec]},
                         }
                     }
                 ],
@@ -248,6 +280,10 @@ class MongoStorage(Storage):
             documents = heapq.merge(*ranges, key=lambda document: document["date_added"])
         else:
             documents = self._select(query, query.types)
+        if not query.spec_versions:
+            # Filtered here, not in the query: secantusdb serves only pure equalities from an index, and
+            # documents from before the flag are STIX 2.1 (`_select` reads on lazily when it drops some).
+            documents = (document for document in documents if document.get("is_latest_spec", True))
         versions = (
             StoredVersion(*(document.get(name, "" if name == "body" else None) for name in _FIELDS))
             for document in documents
@@ -282,7 +318,10 @@ class MongoStorage(Storage):
             selector["date_added"] = {"$gt": lower}
         projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
         cursor = self.db.objects.find(selector, projection).sort("date_added", ASCENDING)
-        return cursor.limit(query.limit + 1)  # read lazily: a page cut by size reads no further
+        # Read lazily, a page's worth at a time: a page cut by size, or full, reads no further.
+        return (
+            cursor.batch_size(query.limit + 1) if not query.spec_versions else cursor.limit(query.limit + 1)
+        )
 
     # -- status ------------------------------------------------------------------------------------
 
@@ -366,9 +405,10 @@ class MongoStorage(Storage):
                     "origin_node": v.origin_node,
                     "link": v.link,
                     "body": v.body,
+                    "version_text": v.version_text,
                 }
                 for v in versions
-                if v.version not in existing.get(v.id, set())
+                if (v.version, v.spec_version) not in existing.get(v.id, set())
             ]
 
             def write(session) -> None:
@@ -442,6 +482,8 @@ def _selection_expression(query: ObjectQuery) -> dict:
         conditions.append({"$in": ["$type", list(query.types)]})
     if query.spec_versions:
         conditions.append({"$in": ["$spec_version", list(query.spec_versions)]})
+    else:
+        conditions.append({"$ne": ["$is_latest_spec", False]})
     lower = query.lower_bound
     if lower is not None:
         conditions.append({"$gt": ["$date_added", lower]})

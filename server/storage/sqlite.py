@@ -24,6 +24,7 @@ from taxii_federation.server.storage.base import (
     StatusRecord,
     Storage,
     StoredVersion,
+    VersionKey,
     WriteOutcome,
     fill_page,
     plan_write,
@@ -42,10 +43,12 @@ CREATE TABLE IF NOT EXISTS objects (
     is_last INTEGER NOT NULL,
     origin_node TEXT,
     link TEXT,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    version_text TEXT,
+    is_latest_spec INTEGER NOT NULL DEFAULT 1
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date_added ON objects (collection_id, date_added);
-CREATE UNIQUE INDEX IF NOT EXISTS objects_by_version ON objects (collection_id, id, version);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_version ON objects (collection_id, id, version, spec_version);
 CREATE INDEX IF NOT EXISTS objects_last_by_date_added ON objects (collection_id, is_last, date_added);
 CREATE INDEX IF NOT EXISTS objects_by_type ON objects (collection_id, type, date_added);
 CREATE INDEX IF NOT EXISTS objects_last_by_type ON objects (collection_id, type, is_last, date_added);
@@ -60,8 +63,8 @@ CREATE TABLE IF NOT EXISTS status (
 );
 CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
 """
-_COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link"
-_COLUMNS_WITHOUT_BODY = "id, type, spec_version, version, date_added, '', origin_node, link"
+_COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link, version_text"
+_COLUMNS_WITHOUT_BODY = "id, type, spec_version, version, date_added, '', origin_node, link, version_text"
 _IN_CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 
@@ -82,6 +85,24 @@ class SqliteStorage(Storage):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._connection().executescript(_SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Files from before version_text and is_latest_spec get the columns (their rows show rendered
+        versions, and are all STIX 2.1)."""
+        columns = {row[1] for row in self._connection().execute("PRAGMA table_info(objects)")}
+        if "version_text" not in columns:
+            self._connection().execute("ALTER TABLE objects ADD COLUMN version_text TEXT")
+        if "is_latest_spec" not in columns:  # every earlier version was STIX 2.1
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ALTER TABLE objects ADD COLUMN is_latest_spec INTEGER NOT NULL DEFAULT 1")
+            # A version is unique per STIX version now (VersionKey): the index takes spec_version too.
+            connection.execute("DROP INDEX IF EXISTS objects_by_version")
+            connection.execute(
+                "CREATE UNIQUE INDEX objects_by_version ON objects (collection_id, id, version, spec_version)"
+            )
+            connection.execute("COMMIT")
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -141,13 +162,14 @@ class SqliteStorage(Storage):
                 provenance.origin_node,
                 provenance.link,
                 planned.object.body,
+                planned.object.version_text,
             )
             for planned in plan.versions
         ]
         if rows:
             connection.executemany(
                 "INSERT INTO objects (collection_id, date_added, id, version, type, spec_version, is_first,"
-                " is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " is_last, origin_node, link, body, version_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             connection.execute(
@@ -161,14 +183,15 @@ class SqliteStorage(Storage):
     @staticmethod
     def _existing_versions(
         connection: sqlite3.Connection, collection_id: str, ids: list[str]
-    ) -> dict[str, set[int]]:
-        existing: dict[str, set[int]] = {}
+    ) -> dict[str, set[VersionKey]]:
+        existing: dict[str, set[VersionKey]] = {}
         for chunk in _chunks(ids):
-            for object_id, version in connection.execute(
-                f"SELECT id, version FROM objects WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
+            for object_id, version, spec_version in connection.execute(
+                "SELECT id, version, spec_version FROM objects"
+                f" WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
                 [collection_id, *chunk],
             ):
-                existing.setdefault(object_id, set()).add(version)
+                existing.setdefault(object_id, set()).add((version, spec_version))
         return existing
 
     @staticmethod
@@ -180,13 +203,16 @@ class SqliteStorage(Storage):
 
     @staticmethod
     def _reflag(connection: sqlite3.Connection, collection_id: str, ids: list[str]) -> None:
-        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        """Recompute which version of each id is the first and the last (the default `match[version]`), and
+        which have its latest STIX version (served when no `match[spec_version]` is given)."""
         for chunk in _chunks(ids):
             connection.execute(
                 "UPDATE objects SET"
                 " is_last = (version = (SELECT MAX(o.version) FROM objects o"
                 "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id)),"
                 " is_first = (version = (SELECT MIN(o.version) FROM objects o"
+                "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id)),"
+                " is_latest_spec = (spec_version = (SELECT MAX(o.spec_version) FROM objects o"
                 "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id))"
                 f" WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
                 [collection_id, *chunk],
@@ -237,6 +263,8 @@ class SqliteStorage(Storage):
         _add_in_filter(where, params, "type", types)
         _add_version_filter(where, params, query.versions)
         _add_in_filter(where, params, "spec_version", query.spec_versions)
+        if not query.spec_versions:
+            where.append("is_latest_spec = 1")
         lower = query.lower_bound
         if lower is not None:
             where.append("date_added > ?")
@@ -302,7 +330,7 @@ class SqliteStorage(Storage):
             before = connection.total_changes
             connection.executemany(
                 "INSERT OR IGNORE INTO objects (collection_id, date_added, id, version, type, spec_version,"
-                " is_first, is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,0,0,?,?,?)",
+                " is_first, is_last, origin_node, link, body, version_text) VALUES (?,?,?,?,?,?,0,0,?,?,?,?)",
                 [
                     (
                         collection_id,
@@ -314,6 +342,7 @@ class SqliteStorage(Storage):
                         v.origin_node,
                         v.link,
                         v.body,
+                        v.version_text,
                     )
                     for v in versions
                 ],
