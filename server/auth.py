@@ -8,7 +8,8 @@ import math
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from taxii_federation.server.config import CollectionConfig, Grant, LoginThrottleConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
@@ -62,6 +63,7 @@ class Authenticator:
         # Remembers verified passwords under a keyed digest, never in clear, for this process only.
         self._cache_key = secrets.token_bytes(32)
         self._verified: set[tuple[str, bytes]] = set()
+        self._flights: dict[tuple[str, bytes], _Flight] = {}
         self._lock = threading.Lock()
 
     def authenticate(self, authorization: str | None, address: str | None = None) -> UserConfig:
@@ -71,10 +73,14 @@ class Authenticator:
         token = (name, hmac.digest(self._cache_key, password.encode("utf-8", "replace"), "sha256"))
         if user is not None and token in self._verified:
             return user  # verified before: no password check, no throttling
-        try:
+
+        def check() -> bool:
             self._throttle.check_allowed(name, address)
             with self._throttle.password_check():
-                matches = verify_password(password, user.password_hash if user else self._dummy_hash)
+                return verify_password(password, user.password_hash if user else self._dummy_hash)
+
+        try:
+            matches = self._check_once(token, check)
         except LoginsThrottled as throttled:
             raise TaxiiError(
                 429,
@@ -92,6 +98,40 @@ class Authenticator:
                 self._verified.clear()
             self._verified.add(token)
         return user
+
+    def _check_once(self, token: tuple[str, bytes], check: Callable[[], bool]) -> bool:
+        """Requests that arrive together with the same credentials share one password check: a mirror
+        starting its links logs in many times at once, and must not fill the queue for checks."""
+        with self._lock:
+            flight = self._flights.get(token)
+            leading = flight is None
+            if leading:
+                flight = self._flights[token] = _Flight()
+        if not leading:
+            if not flight.done.wait(timeout=5):
+                raise LoginsThrottled(1.0, "the node is busy checking passwords")
+            if flight.throttled is not None:
+                raise flight.throttled
+            return flight.matches
+        try:
+            flight.matches = check()
+        except LoginsThrottled as throttled:
+            flight.throttled = throttled
+            raise
+        finally:
+            with self._lock:
+                del self._flights[token]
+            flight.done.set()
+        return flight.matches
+
+
+@dataclass
+class _Flight:
+    """One password check in progress, and its verdict for the requests waiting on it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    matches: bool = False
+    throttled: LoginsThrottled | None = None
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str, str]:

@@ -50,9 +50,11 @@ def write_node_files(
     max_page_size: int = 1000,
     validation_workers: int = 0,
     storage_url: str | None = None,
+    extra_collections: list[dict] | None = None,
     **settings,
 ) -> Path:
-    """A node config and catalogue; `settings` are further top-level keys of the node config."""
+    """A node config and catalogue; `extra_collections` go into the 'alliance' API root, `settings` are
+    further top-level keys of the node config."""
     catalogue = {
         "default_api_root": "alliance",
         "api_roots": {
@@ -62,6 +64,7 @@ def write_node_files(
                 "collections": [
                     {"id": COLLECTION_ID, "alias": "alliance-indicators", "title": "Alliance indicators"},
                     {"id": STRICT_ID, "alias": "strict", "title": "Strict STIX only", "allow_custom": False},
+                    *(extra_collections or []),
                 ],
             },
             "national": {
