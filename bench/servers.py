@@ -57,8 +57,10 @@ def write_node_config(folder: Path, collection_ids: list[str], storage_url: str 
 
 
 class NodeProcess:
-    def __init__(self, config_path: Path):
-        self.port = free_port()
+    """`taxii-fed serve` with a config, in its own process; its log is node.log beside the config."""
+
+    def __init__(self, config_path: Path, port: int | None = None):
+        self.port = port or free_port()
         self.process = start_listening_server(
             [
                 sys.executable,

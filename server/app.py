@@ -31,7 +31,9 @@ _SELF_AUTHENTICATED = "taxii_self_authenticated_blueprints"
 def _authenticate_and_negotiate() -> None:
     if request.blueprint in current_app.extensions[_SELF_AUTHENTICATED]:
         return
-    g.user = current_node().authenticator.authenticate(request.headers.get("Authorization"))
+    g.user = current_node().authenticator.authenticate(
+        request.headers.get("Authorization"), request.remote_addr
+    )
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(
             406,
@@ -48,6 +50,10 @@ def create_app(
     above adds (the hub's federation dashboard)."""
     app = Flask(f"taxii-node-{config.name}")
     app.json.sort_keys = False
+    # A path without its trailing slash names the same resource (instead of Werkzeug's HTML redirect page),
+    # and '//' is not quietly merged into '/': it is simply not a TAXII path.
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
     # Sessions (the dashboard's login) are signed with a key of this process: a restart logs out.
     app.secret_key = secrets.token_bytes(32)
     app.config.update(
@@ -58,7 +64,7 @@ def create_app(
     )
     storage = storage or open_storage(config.storage_url)
     observability = Observability(config, storage, extension)
-    authenticator = Authenticator(config.users, on_failure=observability.login_failed)
+    authenticator = Authenticator(config.users, config.login_throttle, observability.login_failed)
     node = Node(
         config,
         storage,

@@ -19,8 +19,10 @@ _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 # 'federation': a mirror's account, allowed to state where an object came from.
 # 'operator': read-only operations: the hub dashboard and /metrics; no TAXII data without grants.
-ROLES = ("federation", "operator")
+# 'admin': a node administrator, who may read every status resource of the node.
+ROLES = ("federation", "operator", "admin")
 METRICS_AUTH = ("operator", "none")
+STIX_VERSIONS = ("2.1", "2.0")
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,8 @@ class CollectionConfig:
     alias: str | None = None
     description: str = ""
     allow_custom: bool = True
+    # The STIX versions the collection stores: 2.1, and 2.0 for feeds that still speak it.
+    stix_versions: tuple[str, ...] = ("2.1",)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class LoginThrottleConfig:
+    """After `max_failures` wrong passwords for one user or from one address within `window_seconds`, that
+    user or address is refused (429) without a password check for `lockout_seconds`, doubling with each
+    further lockout up to `max_lockout_seconds`. Password checks run at most `concurrent_checks` at a time,
+    so a flood of guesses cannot take the CPU that logged-in clients need."""
+
+    max_failures: int = 5
+    window_seconds: float = 300
+    lockout_seconds: float = 30
+    max_lockout_seconds: float = 900
+    concurrent_checks: int = 1
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     title: str
@@ -99,6 +117,11 @@ class NodeConfig:
     tls: TlsConfig | None = None
     default_api_root: str | None = None
     max_page_size: int = 1000
+    # A page is cut at this many bytes of objects as well as at `limit` (`more`/`next` continue it).
+    max_page_bytes: int = 16 * 1024 * 1024
+    # Validating one envelope stops after this long; the objects not checked by then are refused.
+    max_validation_seconds: float = 60
+    login_throttle: LoginThrottleConfig = field(default_factory=lambda: LoginThrottleConfig())
     status_retention_hours: int = 168
     threads: int = 16
     validation_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -172,13 +195,17 @@ def read_yaml(path: Path) -> Any:
 
 
 def _collection(section: ConfigSection) -> CollectionConfig:
-    section.check_known({"id", "title", "alias", "description", "allow_custom"})
+    section.check_known({"id", "title", "alias", "description", "allow_custom", "stix_versions"})
     collection_id = section.get("id", str, required=True)
     try:
-        uuid.UUID(collection_id)
+        version = uuid.UUID(collection_id).version
     except ValueError:
+        version = None
+    if version != 4:
         section.fail(
-            f"must be a UUID (TAXII 2.1 §5.2 identifies collections by UUID), got {collection_id!r}", "id"
+            f"must be a version 4 UUID (TAXII 2.1 §2: identifiers are RFC 4122 version 4 UUIDs), got "
+            f"{collection_id!r}; for example {uuid.uuid4()}",
+            "id",
         )
     return CollectionConfig(
         id=collection_id,
@@ -186,7 +213,17 @@ def _collection(section: ConfigSection) -> CollectionConfig:
         alias=section.get("alias", str, None),
         description=section.get("description", str, ""),
         allow_custom=section.get("allow_custom", bool, True),
+        stix_versions=_stix_versions(section),
     )
+
+
+def _stix_versions(section: ConfigSection) -> tuple[str, ...]:
+    versions = [str(v) for v in section.get("stix_versions", list, ["2.1"])]
+    if not versions or set(versions) - set(STIX_VERSIONS):
+        section.fail(
+            f"must list STIX versions out of {', '.join(STIX_VERSIONS)}, got {versions!r}", "stix_versions"
+        )
+    return tuple(v for v in STIX_VERSIONS if v in versions)  # newest first
 
 
 def _api_root(path: str, section: ConfigSection) -> ApiRootConfig:
@@ -314,6 +351,27 @@ def _held_read_seconds(top: ConfigSection) -> int:
     return seconds
 
 
+def _positive_seconds(section: ConfigSection, key: str, default: float) -> float:
+    value = section.get(key, (int, float), default)
+    if isinstance(value, bool) or value <= 0:
+        section.fail(f"must be a positive number of seconds, got {value!r}", key)
+    return float(value)
+
+
+def _login_throttle(section: ConfigSection) -> LoginThrottleConfig:
+    defaults = LoginThrottleConfig()
+    section.check_known(
+        {"max_failures", "window_seconds", "lockout_seconds", "max_lockout_seconds", "concurrent_checks"}
+    )
+    return LoginThrottleConfig(
+        max_failures=section.positive_int("max_failures", defaults.max_failures),
+        window_seconds=_positive_seconds(section, "window_seconds", defaults.window_seconds),
+        lockout_seconds=_positive_seconds(section, "lockout_seconds", defaults.lockout_seconds),
+        max_lockout_seconds=_positive_seconds(section, "max_lockout_seconds", defaults.max_lockout_seconds),
+        concurrent_checks=section.positive_int("concurrent_checks", defaults.concurrent_checks),
+    )
+
+
 def _retention_hours(top: ConfigSection) -> int:
     hours = top.positive_int("status_retention_hours", 168)
     if hours < 24:
@@ -370,6 +428,9 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "catalogue",
             "users",
             "max_page_size",
+            "max_page_bytes",
+            "max_validation_seconds",
+            "login_throttle",
             "status_retention_hours",
             "threads",
             "validation_workers",
@@ -415,6 +476,11 @@ def load_node_config(path: str | Path) -> NodeConfig:
         default_api_root=default_api_root,
         users=users,
         max_page_size=top.positive_int("max_page_size", 1000),
+        max_page_bytes=top.positive_int("max_page_bytes", 16 * 1024 * 1024),
+        max_validation_seconds=_positive_seconds(top, "max_validation_seconds", 60),
+        login_throttle=_login_throttle(
+            ConfigSection(top.data.get("login_throttle") or {}, path, "login_throttle")
+        ),
         status_retention_hours=_retention_hours(top),
         threads=threads,
         validation_workers=_validation_workers(top),

@@ -66,13 +66,17 @@ def find_api_root(api_root: str) -> ApiRootConfig:
     root = current_node().config.find_api_root(api_root)
     if root is None or not has_api_root_grant(current_user(), api_root):
         raise TaxiiError(
-            404, "Not Found", f"no API root '{api_root}' on this node for user '{current_user().name}'"
+            404,
+            "Not Found",
+            f"no API root '{api_root[:100]}' on this node for user '{current_user().name}'; "
+            "the discovery resource at /taxii2/ lists yours",
         )
     return root
 
 
 def find_collection(api_root: str, collection_id: str, need: str | None = None) -> CollectionContext:
-    """The collection, if the caller may see it; `need` is 'read' or 'write' when the endpoint needs it."""
+    """The collection, if the caller may see it; `need` is 'read', 'write' or 'read and write' when the
+    endpoint needs it."""
     root = find_api_root(api_root)
     collection = next((c for c in root.collections if c.id == collection_id), None)
     user = current_user()
@@ -83,10 +87,16 @@ def find_collection(api_root: str, collection_id: str, need: str | None = None) 
             "Not Found",
             f"no collection '{collection_id}' in API root '{api_root}' for user '{user.name}'",
         )
-    allowed = {"read": access.can_read, "write": access.can_write, None: True}[need]
+    allowed = {
+        "read": access.can_read,
+        "write": access.can_write,
+        "read and write": access.can_read and access.can_write,
+        None: True,
+    }[need]
     if not allowed:
         label = collection.alias or collection.id
-        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {need}able by '{user.name}'")
+        adjective = {"read": "readable", "write": "writable", "read and write": "readable and writable"}[need]
+        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {adjective} by '{user.name}'")
     return CollectionContext(root, collection, access)
 
 

@@ -31,6 +31,7 @@ PASSWORDS = {
     "nogrant": "nogrant-pass",
     "mirror": "mirror-pass",
     "ops": "ops-pass",
+    "admin": "admin-pass",
 }
 
 
@@ -50,7 +51,11 @@ def write_node_files(
     max_page_size: int = 1000,
     validation_workers: int = 0,
     storage_url: str | None = None,
+    extra_collections: list[dict] | None = None,
+    **settings,
 ) -> Path:
+    """A node config and catalogue; `extra_collections` go into the 'alliance' API root, `settings` are
+    further top-level keys of the node config."""
     catalogue = {
         "default_api_root": "alliance",
         "api_roots": {
@@ -60,6 +65,7 @@ def write_node_files(
                 "collections": [
                     {"id": COLLECTION_ID, "alias": "alliance-indicators", "title": "Alliance indicators"},
                     {"id": STRICT_ID, "alias": "strict", "title": "Strict STIX only", "allow_custom": False},
+                    *(extra_collections or []),
                 ],
             },
             "national": {
@@ -114,7 +120,13 @@ def write_node_files(
                 roles=["federation"],
             ),
             "ops": user(PASSWORDS["ops"], [], roles=["operator"]),
+            "admin": user(
+                PASSWORDS["admin"],
+                [{"api_root": "alliance", "collections": "*", "access": "read"}],
+                roles=["admin"],
+            ),
         },
+        **settings,
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))

@@ -40,7 +40,7 @@ def start_listening_server(
 ) -> subprocess.Popen:
     """Start a server whose output goes to `log_path` (a file: an unread pipe would fill and stall it) and
     return once it listens on `port`."""
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # appended: a restarted server keeps its predecessor's last words
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     wait_until_listening(port, process, name, seconds, log_path.read_text)
     return process

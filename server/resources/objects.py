@@ -95,7 +95,9 @@ def get_object(api_root: str, collection_id: str, object_id: str):
 
 @blueprint.delete("/<api_root>/collections/<collection_id>/objects/<object_id>/")
 def delete_object(api_root: str, collection_id: str, object_id: str):
-    context = find_collection(api_root, collection_id, need="write")
+    # TAXII 2.1 §5.7: deleting needs read and write access, so a write-only user cannot learn from the
+    # answer whether an object exists.
+    context = find_collection(api_root, collection_id, need="read and write")
     args = request.args.to_dict(flat=False)
     query = parse_query(args, _DELETE_PARAMETERS, collection_id, 1, "delete", object_id)
     # Without match[version] every version goes (TAXII 2.1 §5.7).
