@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def demo(tmp_path_factory):
     try:
         for port in ports.values():
             wait_until_listening(port, process, "taxii-fed federation up", output=running.log.read_text)
+        for _ in range(300):  # the nodes listen a moment before `federation up` prints its summary
+            if "Ctrl-C stops everything" in running.log.read_text():
+                break
+            time.sleep(0.1)
         yield running
     finally:
         process.send_signal(signal.SIGINT)

@@ -1,6 +1,7 @@
 """The federation's commands of `taxii-fed`: `federation up|status|check|add-member` and `mirror`."""
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -68,6 +69,7 @@ def federation_up(config_path: str) -> None:
         for user in config.demo_users:
             click.echo(f"  {user.member:<4} {user.user:<10} password {user.password:<15} {user.can}")
     click.echo("taxii-fed federation status shows each link's lag; Ctrl-C stops everything.")
+    sys.stdout.flush()  # a log file or pipe gets the addresses now, not when the alliance stops
     _run_until_stopped(files, alliance)
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from flask import g, request
 
-from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.config import STIX_VERSIONS, NodeConfig
 from taxii_federation.server.observability.logs import read_events
 from taxii_federation.server.storage import open_storage
 from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, StatusRecord
-from taxii_federation.server.timestamps import format_micros
+from taxii_federation.server.timestamps import TimestampError, format_micros, parse_micros
 
 STORED_MESSAGE = "stored"  # server.ingest's message for a version that was new
 _ORIGIN_HEADER, _LINK_HEADER = "X-TAXII-Fed-Origin", "X-TAXII-Fed-Link"
@@ -98,6 +98,7 @@ def object_history(config: NodeConfig, object_id: str) -> list[VersionHistory]:
                     limit=1000,
                     ids=(object_id,),
                     versions=(VERSION_ALL,),
+                    spec_versions=STIX_VERSIONS,  # every copy, not only the latest STIX version
                     with_bodies=False,
                 )
                 for item in storage.query(query).items:
@@ -105,7 +106,7 @@ def object_history(config: NodeConfig, object_id: str) -> list[VersionHistory]:
                         VersionHistory(
                             config.name,
                             collection.alias or collection.id,
-                            format_micros(item.version),
+                            item.version_shown,
                             format_micros(item.date_added),
                             item.origin_node,
                             item.link,
@@ -119,12 +120,20 @@ def object_history(config: NodeConfig, object_id: str) -> list[VersionHistory]:
 
 
 def _attach_posts(history: list[VersionHistory], audit_log: Path, object_id: str) -> None:
-    by_version = {(h.collection, h.version): h for h in history}
+    # Versions are compared as instants: the same version may be written 2016-04-06T20:03:48Z or ...48.000Z.
+    by_version = {(h.collection, _instant(h.version)): h for h in history}
     for event in read_events(audit_log, containing=object_id):
         if event.get("event") != "publish":
             continue
         for stored_id, version in event.get("versions") or []:
-            entry = by_version.get((event.get("collection"), version))
+            entry = by_version.get((event.get("collection"), _instant(version)))
             if stored_id == object_id and entry is not None:
                 summary = {k: v for k, v in event.items() if k != "versions"}
                 entry.posts.append(summary)
+
+
+def _instant(version: str) -> int | None:
+    try:
+        return parse_micros(version)
+    except TimestampError:
+        return None
