@@ -1,8 +1,13 @@
 """One collection on another node, as the federation sees it: connect by alias, read pages with their
 date_added headers, post envelopes and wait for their status. Built on taxii2-client's connection;
-paging lives here and only here on the client side."""
+paging lives here and only here on the client side.
+
+Several readers may share one RemoteCollection (the links from a hub collection to every member): the
+same page asked for at the same time is read, parsed and serialised once for all of them.
+"""
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +24,8 @@ ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
 VALIDATED_HEADER = "X-TAXII-Fed-Validated"
 WAIT_HEADER = "X-TAXII-Fed-Wait"  # a held read: wait at the source until a commit (server/held_reads.py)
+NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"  # nodes and links whose versions do not end a held read
+NEWS_PAGE = 100  # how many versions a held read looks at for news
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,84 @@ class WaitAnswer:
 
 @dataclass
 class SourcePage:
+    """One page as the source sent it. Shared by every reader that asked for it: read-only."""
+
     objects: list[dict]
     origins: list[str | None]  # the node each object was first published at, when the source says so
     links: list[str | None]  # the federation link that delivered each object to the source, if any
     date_added_last: str | None
     more: bool
+    next: str | None = None  # the source's token for the page after this one, if it gives one
+    _encoded: list[bytes] | None = field(default=None, repr=False, compare=False)
+    _encoding: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def encoded(self) -> list[bytes]:
+        """Each object as JSON, serialised once for every destination the page is posted to."""
+        with self._encoding:
+            if self._encoded is None:
+                self._encoded = [encode_object(obj) for obj in self.objects]
+            return self._encoded
+
+
+def encode_object(obj: dict) -> bytes:
+    """An object as it goes into an envelope."""
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+@dataclass
+class _Read:
+    done: threading.Event = field(default_factory=threading.Event)
+    page: SourcePage | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> SourcePage:
+        if self.error is not None:
+            raise self.error
+        assert self.page is not None
+        return self.page
+
+
+@dataclass
+class _ReadSlot:
+    sending: _Read | None = None  # the GET on the wire
+    next: _Read | None = None  # the GET that goes once it has answered, for whoever asks meanwhile
+
+
+class _SharedReads:
+    """Identical reads asked for at the same time share one GET. A reader joins only a GET that has not
+    been sent yet, so what it gets was read after it asked, exactly as a GET of its own would have been:
+    a link's checkpoint and its wake-ups mean the same with shared reads as without. One GET of a kind
+    is on the wire at a time; whoever asks meanwhile waits for it, then shares the next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[tuple, _ReadSlot] = {}
+
+    def read(self, key: tuple, fetch: Callable[[], SourcePage]) -> SourcePage:
+        with self._lock:
+            slot = self._slots.setdefault(key, _ReadSlot())
+            read, sends = slot.next, slot.next is None
+            if sends:
+                read = slot.next = _Read()
+                ahead = slot.sending
+        if not sends:
+            read.done.wait()  # bounded: the sender's GET has a timeout
+            return read.outcome()
+        if ahead is not None:
+            ahead.done.wait()
+        with self._lock:
+            slot.next, slot.sending = None, read
+        try:
+            read.page = fetch()
+        except BaseException as error:  # every reader of this GET hears why it failed
+            read.error = error
+        finally:
+            with self._lock:
+                slot.sending = None
+                if slot.next is None:
+                    del self._slots[key]
+            read.done.set()
+        return read.outcome()
 
 
 @dataclass
@@ -68,20 +148,22 @@ class PostResult:
     failures: list[dict] = field(default_factory=list)
 
 
-def _envelopes(objects: list[dict], max_content_length: int) -> Iterator[tuple[list[dict], int]]:
-    """Split objects into envelopes below the destination's limit; yields (objects, encoded size).
+def _envelopes(
+    objects: list[dict], encoded: list[bytes], max_content_length: int
+) -> Iterator[tuple[list[dict], list[bytes], int]]:
+    """Split objects into envelopes below the destination's limit; yields (objects, their JSON, size).
     An object too large for any envelope is yielded alone, for the caller to report."""
     budget = int(max_content_length * 0.95) - 64  # room for the envelope wrapper
-    batch, size = [], 0
-    for obj in objects:
-        encoded = len(json.dumps(obj, ensure_ascii=False).encode()) + 1
-        if batch and size + encoded > budget:
-            yield batch, size
-            batch, size = [], 0
+    batch, texts, size = [], [], 0
+    for obj, text in zip(objects, encoded, strict=True):
+        if batch and size + len(text) + 1 > budget:
+            yield batch, texts, size
+            batch, texts, size = [], [], 0
         batch.append(obj)
-        size += encoded
+        texts.append(text)
+        size += len(text) + 1
     if batch:
-        yield batch, size
+        yield batch, texts, size
 
 
 class RemoteCollection:
@@ -96,6 +178,7 @@ class RemoteCollection:
         self.url: str | None = None
         self.max_content_length = 0
         self.can_write = False
+        self._shared_reads = _SharedReads()
 
     def connect(self) -> None:
         """Find the collection by alias or id and learn the API root's max_content_length."""
@@ -164,35 +247,50 @@ class RemoteCollection:
             params["match[type]"] = ",".join(types)
         if added_after:
             params["added_after"] = added_after
-        headers = {"Accept": TAXII, PROVENANCE_HEADER: "include"}
         for _ in range(1_000_000):
-            response = self._request("GET", self.url + "objects/", params=params, headers=headers)
-            body = response.json()
-            objects = body.get("objects", [])
-            origins = body.get(PROVENANCE_PROPERTY) or [None] * len(objects)
-            links = body.get(LINK_PROPERTY) or [None] * len(objects)
-            more = bool(body.get("more")) and bool(objects)
-            yield SourcePage(objects, origins, links, response.headers.get("X-TAXII-Date-Added-Last"), more)
-            if not more:
+            page = self._shared_reads.read(
+                tuple(sorted(params.items())), lambda: self._read_page(dict(params))
+            )
+            yield page
+            if not page.more:
                 return
-            if body.get("next"):
-                params["next"] = body["next"]
+            if page.next:
+                params["next"] = page.next
             else:  # a server that pages without `next`: continue after the last date_added
-                params["added_after"] = response.headers["X-TAXII-Date-Added-Last"]
+                params["added_after"] = page.date_added_last
 
-    def wait_for_news(self, added_after: str | None, seconds: float) -> WaitAnswer:
-        """Ask the source to hold a one-object read until something is added after `added_after` (a held
-        read, server/held_reads.py); a source that does not hold reads answers at once."""
+    def _read_page(self, params: dict) -> SourcePage:
+        headers = {"Accept": TAXII, PROVENANCE_HEADER: "include"}
+        response = self._request("GET", self.url + "objects/", params=params, headers=headers)
+        body = response.json()
+        objects = body.get("objects", [])
+        origins = body.get(PROVENANCE_PROPERTY) or [None] * len(objects)
+        links = body.get(LINK_PROPERTY) or [None] * len(objects)
+        more = bool(body.get("more")) and bool(objects)
+        last = response.headers.get("X-TAXII-Date-Added-Last")
+        if more and not body.get("next") and not last:
+            raise RemoteError(
+                f"{self.member.name}: GET {self.url}objects/ says there is more but gives neither 'next'"
+                " nor X-TAXII-Date-Added-Last to continue from",
+                self.member.name,
+            )
+        return SourcePage(objects, origins, links, last, more, body.get("next"))
+
+    def wait_for_news(
+        self, added_after: str | None, seconds: float, not_news: frozenset[str] = frozenset()
+    ) -> WaitAnswer:
+        """Ask the source to hold a read until something is added after `added_after` (a held read,
+        server/held_reads.py), other than versions first published at, or delivered by, the nodes and
+        links named `not_news`; a source that does not hold reads answers at once."""
         self.connect()
-        params: dict = {"limit": 1, "match[version]": "all"}
+        params: dict = {"limit": NEWS_PAGE, "match[version]": "all"}
         if added_after:
             params["added_after"] = added_after
+        headers = {"Accept": TAXII, WAIT_HEADER: f"{seconds:g}"}
+        if not_news:
+            headers[NOT_NEWS_HEADER] = ", ".join(sorted(not_news))
         response = self._request(
-            "GET",
-            self.url + "objects/",
-            timeout=seconds + self.timeout,
-            params=params,
-            headers={"Accept": TAXII, WAIT_HEADER: f"{seconds:g}"},
+            "GET", self.url + "objects/", timeout=seconds + self.timeout, params=params, headers=headers
         )
         news = bool(response.json().get("objects"))
         held = float(response.headers.get(WAIT_HEADER) or 0) > 0
@@ -234,20 +332,24 @@ class RemoteCollection:
         link: str | None = None,
         validated_upstream: bool = False,
         on_envelope: Callable[[int], None] | None = None,
+        encoded: list[bytes] | None = None,
     ) -> PostResult:
         """Post in envelopes that fit, waiting for each status to complete. A mirror names the `origin` and
-        `link` of the objects, and says `validated_upstream` when a taxii-federation node validated them;
-        `on_envelope` hears how many objects each finished envelope carried."""
+        `link` of the objects, says `validated_upstream` when a taxii-federation node validated them, and
+        may pass the objects already `encoded` as JSON (SourcePage.encoded); `on_envelope` hears how many
+        objects each finished envelope carried."""
         self.connect()
         result = PostResult()
-        for batch, size in _envelopes(objects, self.max_content_length):
+        if encoded is None:
+            encoded = [encode_object(obj) for obj in objects]
+        for batch, texts, size in _envelopes(objects, encoded, self.max_content_length):
             if size > self.max_content_length:
                 result.failures.extend(
                     {"id": o.get("id"), "message": "larger than the destination's max_content_length"}
                     for o in batch
                 )
                 continue
-            status = self._post_envelope(batch, origin, link, validated_upstream)
+            status = self._post_envelope(texts, origin, link, validated_upstream)
             if on_envelope:
                 on_envelope(len(batch))
             for success in status.successes:
@@ -259,9 +361,9 @@ class RemoteCollection:
         return result
 
     def _post_envelope(
-        self, batch: list[dict], origin: str | None, link: str | None, validated_upstream: bool
+        self, texts: list[bytes], origin: str | None, link: str | None, validated_upstream: bool
     ) -> Status:
-        data = json.dumps({"objects": batch}, ensure_ascii=False).encode()
+        data = b'{"objects":[' + b",".join(texts) + b"]}"
         headers = {"Accept": TAXII, "Content-Type": TAXII}
         if origin and link:
             headers.update({ORIGIN_HEADER: origin, LINK_HEADER: link})

@@ -8,6 +8,12 @@ is `{"more": false}`); a read that found nothing at first answers with how long 
 (`X-TAXII-Fed-Wait: 0` when it declined), so a mirror knows whether to poll instead. Standard clients and
 other accounts never see any of it: the header is ignored for them.
 
+A mirror may also say what is not news to it (`X-TAXII-Fed-Not-News`: node and link names): the objects
+first published at those nodes or delivered here by those links, which its links would not carry back (the
+federation's echoes: the hub's own deliveries to this member). The node then keeps holding while only such
+objects arrive, answering for them once they fill the page the mirror asked for or the time is up, so the
+mirror still moves its checkpoint past them; what is news is answered at once as before.
+
 A held read keeps a worker thread of the HTTP server, so a node holds at most `max_held_reads` at once and
 each for at most `held_read_seconds`; beyond the bound a read is answered at once, and normal requests are
 never starved. Commits made by this process wake the waiters at once. Commits made by another process that
@@ -20,9 +26,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from taxii_federation.server.storage.base import ObjectQuery, Page
+from taxii_federation.server.storage.base import ObjectQuery, Page, StoredVersion
 
 WAIT_HEADER = "X-TAXII-Fed-Wait"
+NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"
 RECHECK_SECONDS = 1.0  # how soon a commit by another process sharing the store is seen by a held read
 
 
@@ -54,24 +61,33 @@ class HeldReads:
             return self._commits[collection_id]
 
     def hold(
-        self, query: ObjectQuery, generation: int, seconds: float, read: Callable[[ObjectQuery], Page]
+        self,
+        query: ObjectQuery,
+        generation: int,
+        seconds: float,
+        read: Callable[[ObjectQuery], Page],
+        not_news: "NotNews | None" = None,
+        seen: Page | None = None,
     ) -> tuple[Page, float]:
-        """Wait until `read(query)` has items, at most `seconds` (capped by the node's bound). Returns the
-        page (empty on timeout or shutdown) and the seconds granted, 0 when the node declined to hold."""
+        """Wait until `read(query)` has news (items, of which not all are `not_news` unless they fill the
+        page), at most `seconds` (capped by the node's bound). Returns the page (on timeout or shutdown the
+        last one read: empty, or what was not news) and the seconds granted, 0 when the node declined."""
+        not_news = not_news or NotNews()
+        last = seen or Page([], more=False)
         granted = min(seconds, self.max_seconds)
         with self._changed:
             if self._closed or granted <= 0 or self._held >= self.max_held:
-                return Page([], more=False), 0
+                return last, 0
             self._held += 1
         try:
             deadline = time.monotonic() + granted
             while True:
                 generation = self._wait_for_commit(query.collection_id, generation, deadline)
                 if generation is None:
-                    return Page([], more=False), granted
-                page = read(query)
-                if page.items:
-                    return page, granted
+                    return last, granted
+                last = read(query)
+                if not_news.has_news(last):
+                    return last, granted
         finally:
             with self._changed:
                 self._held -= 1
@@ -94,3 +110,23 @@ class HeldReads:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+
+class NotNews:
+    """What a mirror says is not news to it: versions first published at `nodes` or delivered here by
+    `links` (the names in X-TAXII-Fed-Origin and X-TAXII-Fed-Link)."""
+
+    def __init__(self, names: frozenset[str] = frozenset()):
+        self.names = names
+
+    @classmethod
+    def parse(cls, text: str | None) -> "NotNews":
+        return cls(frozenset(name.strip() for name in (text or "").split(",") if name.strip()))
+
+    def covers(self, version: StoredVersion) -> bool:
+        return version.origin_node in self.names or version.link in self.names
+
+    def has_news(self, page: Page) -> bool:
+        """A page is news when it has an item that is, or when it is full: a mirror moves past a page
+        of what is not news to it too, or it would be read again at every commit."""
+        return bool(page.items) and (page.more or not all(self.covers(item) for item in page.items))

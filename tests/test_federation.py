@@ -286,6 +286,24 @@ def test_idle_links_make_no_requests_and_the_hub_holds_one_read_per_collection(a
     assert {name: state.last_success for name, state in alliance.federation.state.links().items()} == passes
 
 
+def test_the_hubs_deliveries_to_a_member_do_not_wake_its_link_back_to_the_hub(alliance_factory):
+    alliance = alliance_factory(run_links=True, poll_interval=0.2)
+    _wait_for(lambda: [_held_at(alliance, m) for m in ("hub", "ua", "ro", "md")] == [1, 1, 1, 1], timeout=30)
+    passes = {name: state.last_success for name, state in alliance.federation.state.links().items()}
+    publish(alliance, "ua", load_bundle("oasis-examples/apt1.json")[:5])
+    _wait_for(lambda: all(len(holdings(alliance, m)) == 5 for m in ("hub", "ro", "md")), timeout=30)
+    time.sleep(1)  # a woken link would have passed by now
+    after = {name: state.last_success for name, state in alliance.federation.state.links().items()}
+    ran = sorted(name for name in after if after[name] != passes.get(name))
+    # The publication went up from ua and down to ro and md; the links from ro and md had nothing to carry.
+    assert ran == [
+        "hub->md:alliance-indicators",
+        "hub->ro:alliance-indicators",
+        "hub->ua:alliance-indicators",
+        "ua->hub:alliance-indicators",
+    ]
+
+
 def test_sources_that_hold_no_reads_are_polled(alliance_factory):
     alliance = alliance_factory(run_links=True, poll_interval=0.2, node_settings={"max_held_reads": 0})
     objects = load_bundle("oasis-examples/apt1.json")[:5]

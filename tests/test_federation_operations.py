@@ -4,7 +4,9 @@ the config while running, and the state file of an older version upgraded in pla
 
 import json
 import sqlite3
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -225,6 +227,34 @@ def test_a_state_file_of_the_previous_version_is_upgraded_and_keeps_its_checkpoi
     finally:
         state.close()
     assert FederationState(path).links()[INBOUND].checkpoint == "2026-01-01T00:00:01.000000Z"
+
+
+def test_links_advancing_at_once_each_keep_their_checkpoints_counts_and_held_back(tmp_path):
+    # Thirty links that carried the same page advance together, as the hub's links to thirty members do:
+    # their writes share commits, and each returns only once its own progress is in the file.
+    from collections import Counter
+
+    state, reader = FederationState(tmp_path / "state.db"), FederationState(tmp_path / "state.db")
+    links = [f"hub->m{number:02d}:alliance-indicators" for number in range(30)]
+    start = threading.Barrier(len(links))
+
+    def advance(link: str) -> None:
+        start.wait(timeout=30)
+        for page in range(1, 21):
+            state.advance(link, f"2026-01-01T00:00:{page:02d}.000000Z", 3, 2, Counter(red=1), page == 20)
+            assert reader.links()[link].objects_seen == 3 * page  # committed: seen from another connection
+
+    try:
+        with ThreadPoolExecutor(len(links)) as pool:
+            for future in [pool.submit(advance, link) for link in links]:
+                future.result(timeout=120)
+        recorded = reader.links()
+    finally:
+        state.close()
+    last = "2026-01-01T00:00:20.000000Z"
+    assert {name: recorded[name].checkpoint for name in links} == dict.fromkeys(links, last)
+    totals = [(recorded[n].objects_seen, recorded[n].objects_stored, recorded[n].held_back) for n in links]
+    assert totals == [(60, 40, {"red": 20})] * len(links)
 
 
 def test_a_hub_under_serve_shows_the_links_that_mirror_runs_in_another_process(tmp_path):

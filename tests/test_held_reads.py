@@ -184,3 +184,81 @@ def test_a_commit_to_another_collection_leaves_a_held_read_waiting(node):
         response = held.result(timeout=30)
     assert response.json() == {"more": False}
     assert response.headers[WAIT] == "2"
+
+
+NOT_NEWS = "X-TAXII-Fed-Not-News"
+HUB_DELIVERY = "hub->test:alliance-indicators"
+
+
+def _deliver_from_hub(node: NodeHandle, objects: list[dict]) -> None:
+    """Objects as the hub's mirror delivers them to this node: through the link hub->test."""
+    response = node.session("mirror").post(
+        node.objects_url(),
+        json={"objects": objects},
+        headers={
+            "Content-Type": "application/taxii+json;version=2.1",
+            "X-TAXII-Fed-Origin": "ua",
+            "X-TAXII-Fed-Link": HUB_DELIVERY,
+        },
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_deliveries_a_mirror_calls_not_news_keep_its_read_held_until_an_object_that_is(node):
+    # A member's watch for its link to the hub: what the hub delivered here would only go back to the hub.
+    node.post([_indicator("before")])
+    checkpoint = _last_added(node)
+    headers = {WAIT: "20", NOT_NEWS: f"hub, {HUB_DELIVERY}"}
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(
+            node.session("mirror").get,
+            node.objects_url(),
+            params={"added_after": checkpoint, "limit": 100},
+            headers=headers,
+            timeout=60,
+        )
+        _until(lambda: _held(node) == 1)
+        _deliver_from_hub(node, [_indicator("from the hub")])
+        time.sleep(0.5)  # the commit woke the read, which looked and held on
+        assert _held(node) == 1 and not held.done()
+        fresh = _indicator("published here")
+        node.post([fresh])
+        response = held.result(timeout=30)
+    assert [o["name"] for o in response.json()["objects"]] == ["from the hub", "published here"]
+
+
+def test_a_full_page_of_what_is_not_news_is_answered_so_the_mirror_moves_past_it(node):
+    node.post([_indicator("before")])
+    checkpoint = _last_added(node)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(
+            node.session("mirror").get,
+            node.objects_url(),
+            params={"added_after": checkpoint, "limit": 2},
+            headers={WAIT: "20", NOT_NEWS: HUB_DELIVERY},
+            timeout=60,
+        )
+        _until(lambda: _held(node) == 1)
+        _deliver_from_hub(node, [_indicator("one")])
+        time.sleep(0.3)
+        assert not held.done()
+        _deliver_from_hub(node, [_indicator("two"), _indicator("three")])
+        response = held.result(timeout=30)
+    assert response.json()["more"] is True
+    assert [o["name"] for o in response.json()["objects"]] == ["one", "two"]
+
+
+def test_a_held_read_that_saw_only_what_is_not_news_answers_with_it_when_the_time_is_up(node):
+    node.post([_indicator("before")])
+    checkpoint = _last_added(node)
+    _deliver_from_hub(node, [_indicator("from the hub")])
+    started = time.monotonic()
+    response = node.session("mirror").get(
+        node.objects_url(),
+        params={"added_after": checkpoint},
+        headers={WAIT: "1", NOT_NEWS: HUB_DELIVERY},
+        timeout=30,
+    )
+    assert time.monotonic() - started >= 0.9  # held: nothing in it is news
+    assert [o["name"] for o in response.json()["objects"]] == ["from the hub"]  # so the checkpoint moves
+    assert response.headers[WAIT] == "1"

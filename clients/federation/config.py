@@ -64,7 +64,7 @@ class FederationConfig:
     state_path: Path
     poll_interval: float  # for sources that do not hold reads (medallion, OpenTAXII)
     demo_users: tuple[DemoUser, ...] = ()
-    link_workers: int = 8  # link passes that run at once
+    link_workers: int | None = None  # link passes that run at once; None: as many as one commit wakes
     lagging_after_seconds: float = 60.0  # a link whose oldest unread object waited longer is lagging
     source: Path | None = None
     agreements_path: Path | None = None
@@ -216,7 +216,7 @@ def load_federation_config(path: str | Path, agreements_path: Path | None = None
         resolve_path(base, top.get("state", str, required=True)),
         float(poll_interval),
         demo_users,
-        link_workers=top.positive_int("link_workers", 8),
+        link_workers=top.positive_int("link_workers", 1) if "link_workers" in top.data else None,
         lagging_after_seconds=float(lagging_after),
         source=path,
         agreements_path=agreements_path,

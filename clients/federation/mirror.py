@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from taxii_federation.clients.federation.config import Agreement, Member
 from taxii_federation.clients.federation.policy import TLP_MARKINGS, decide, marking_refs
 from taxii_federation.clients.federation.state import FederationState
-from taxii_federation.clients.taxii import RemoteCollection, SourcePage
+from taxii_federation.clients.taxii import RemoteCollection, SourcePage, encode_object
 
 REASON_REFUSED = "refused by the destination"
 # TLP 1.0 definitions are built into STIX 2.1: every node knows them without receiving them.
@@ -20,6 +20,11 @@ def link_source(link_name: str | None) -> str | None:
     return link_name.split("->", 1)[0] if link_name and "->" in link_name else None
 
 
+def link_name(source: str, destination: str, collection: str) -> str:
+    """How a link is named in the state file, in provenance (X-TAXII-Fed-Link) and on the dashboard."""
+    return f"{source}->{destination}:{collection}"
+
+
 @dataclass(frozen=True)
 class Link:
     source: Member
@@ -28,7 +33,7 @@ class Link:
 
     @property
     def name(self) -> str:
-        return f"{self.source.name}->{self.destination.name}:{self.agreement.collection}"
+        return link_name(self.source.name, self.destination.name, self.agreement.collection)
 
 
 @dataclass
@@ -45,9 +50,18 @@ class LinkRun:
 
 
 class Mirror:
-    def __init__(self, link: Link, state: FederationState, page_size: int = 1000):
+    """`source`: the links that read one collection share its RemoteCollection, and so their page reads
+    (clients/taxii.py); each still applies its own policy and keeps its own checkpoint."""
+
+    def __init__(
+        self,
+        link: Link,
+        state: FederationState,
+        page_size: int = 1000,
+        source: RemoteCollection | None = None,
+    ):
         self.link, self.state, self.page_size = link, state, page_size
-        self.source = RemoteCollection(link.source, link.agreement.collection)
+        self.source = source or RemoteCollection(link.source, link.agreement.collection)
         self.destination = RemoteCollection(link.destination, link.agreement.collection)
         self._markings_delivered: set[str] = set()
 
@@ -83,25 +97,29 @@ class Mirror:
 
     def _mirror_page(self, page: SourcePage) -> LinkRun:
         run = LinkRun(seen=len(page.objects))
-        by_origin: dict[str, list[dict]] = defaultdict(list)
+        by_origin: dict[str, list[int]] = defaultdict(list)  # positions in the page
         destination = self.link.destination.name
-        for obj, origin, via in zip(page.objects, page.origins, page.links, strict=True):
+        entries = zip(page.objects, page.origins, page.links, strict=True)
+        for position, (obj, origin, via) in enumerate(entries):
             origin = origin or self.link.source.name
             if destination in (origin, link_source(via)):
                 run.echoes += 1  # it came from there: hub-and-spoke mirroring must not loop
                 continue
             verdict = decide(obj, self.link.agreement)
             if verdict.send:
-                by_origin[origin].append(obj)
+                by_origin[origin].append(position)
             else:
                 run.held[verdict.reason] += 1
-        for origin, objects in by_origin.items():
+        encoded = page.encoded() if by_origin else []
+        for origin, positions in by_origin.items():
+            objects = [page.objects[p] for p in positions]
             definitions = self._missing_markings(objects)
             result = self.destination.post(
                 definitions + objects,
                 origin,
                 self.link.name,
                 validated_upstream=self.link.source.server == "taxii-fed",
+                encoded=[encode_object(d) for d in definitions] + [encoded[p] for p in positions],
             )
             self._markings_delivered.update(definition["id"] for definition in definitions)
             run.stored += result.stored

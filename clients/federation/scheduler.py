@@ -6,7 +6,11 @@
   read per agreed collection whatever the number of members.
 - A link reading any other server (medallion, OpenTAXII) polls it every `poll_interval_seconds`, and a link
   that delivers to such a server wakes that server's readers at once.
-- Passes run on a few worker threads (`link_workers`), not a thread per link: most links are idle.
+- Passes run on a pool of worker threads (`link_workers`), not a thread per link: most links are idle.
+  By default the pool is as large as the most links one commit wakes (the hub's links to every member), so
+  a publication goes to every member at once, and the links that read one source collection share its
+  page reads (clients/taxii.py): the hub serves, and this process parses, one read per page, not one per
+  member.
 - A failing link backs off exponentially with jitter, so a member that is down delays only its own links.
   A member that cannot be reached at all is probed every second, independent of the backoff, and its links
   run at once when it answers again: they catch up from their checkpoints at full speed.
@@ -20,17 +24,18 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from taxii_federation.clients.federation.config import FederationConfig, Member
-from taxii_federation.clients.federation.mirror import Link, LinkRun, Mirror
+from taxii_federation.clients.federation.mirror import Link, LinkRun, Mirror, link_name
 from taxii_federation.clients.federation.state import FederationState
 from taxii_federation.clients.taxii import RemoteCollection, RemoteError
 from taxii_federation.server.timestamps import parse_micros
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 60.0
+MIN_LINK_WORKERS, MAX_LINK_WORKERS = 8, 64  # the pool's default size is between these
 PROBE_SECONDS = 1.0  # how often a member that could not be reached is asked whether it is back
 HELD_READ_SECONDS = 25  # asked of a source per held read; the source caps it (held_read_seconds)
 
@@ -59,6 +64,15 @@ def backoff_seconds(failures: int, base: float) -> float:
 def holds_reads(member: Member) -> bool:
     """taxii-federation nodes hold reads for mirrors; other servers are polled."""
     return member.server == "taxii-fed"
+
+
+def default_link_workers(links: list[Link]) -> int:
+    """Enough workers for every link that reads one source collection to run at once: a commit at the hub
+    wakes all its links to the members, and the posts to the members then go out together."""
+    readers = defaultdict(int)
+    for link in links:
+        readers[(link.source.name, link.agreement.collection)] += 1
+    return max(MIN_LINK_WORKERS, min(MAX_LINK_WORKERS, max(readers.values(), default=0) + 2))
 
 
 @dataclass(eq=False)
@@ -126,6 +140,10 @@ class _Watch:
     def __init__(self, federation: "Federation", source: Member, collection: str, tasks: list[_Task]):
         self.federation, self.source, self.tasks = federation, source, tasks
         self.remote = RemoteCollection(source, collection, timeout=30)
+        self.not_news = _echoes(source.name, collection, tasks)
+        # Shares the federation's lock: notified only when one of its own links changed, so a pass that
+        # ends wakes the one watch it concerns, not every watch of the federation.
+        self.changed = threading.Condition(federation.lock)
         self.thread = threading.Thread(
             target=self._run, daemon=True, name=f"watch {source.name}:{collection}"
         )
@@ -144,15 +162,15 @@ class _Watch:
     def _run(self) -> None:
         federation, failures = self.federation, 0
         while True:
-            with federation.lock:
-                federation.lock.wait_for(lambda: federation.stopping or self._ready())
+            with self.changed:
+                self.changed.wait_for(lambda: federation.stopping or self._ready())
                 if federation.stopping:
                     return
                 checkpoints = [task.checkpoint for task in self.tasks if task.waiting_for_news]
                 after = None if None in checkpoints else min(checkpoints, key=parse_micros)
                 self.holding, self.held_since, self.held_after = True, time.monotonic(), after
             try:
-                answer = self.remote.wait_for_news(after, HELD_READ_SECONDS)
+                answer = self.remote.wait_for_news(after, HELD_READ_SECONDS, self.not_news)
                 failures = 0
             except RemoteError as error:
                 with federation.lock:
@@ -181,16 +199,37 @@ class _Watch:
         )
 
 
+def _echoes(source: str, collection: str, tasks: list[_Task]) -> frozenset[str]:
+    """What no link of a watch would carry, so a commit of only that is not news to it: when all its links
+    go to one node, the versions first published there or delivered from there (a member's watch, whose one
+    link goes to the hub, is not woken by the hub's own deliveries to that member)."""
+    destinations = {task.link.destination.name for task in tasks}
+    if len(destinations) != 1:
+        return frozenset()
+    (destination,) = destinations
+    return frozenset({destination, link_name(destination, source, collection)})
+
+
 class Federation:
     """Runs every link until stopped."""
 
     def __init__(self, config: FederationConfig, state: FederationState | None = None):
         self.config = config
         self.state = state or FederationState(config.state_path)
-        self.lock = threading.Condition()
+        self.lock = threading.RLock()  # guards every _Task, the watches' positions, `down` and `stopping`
         self.stopping = False
         self.down: set[str] = set()  # members that could not be reached, probed every PROBE_SECONDS
-        self._tasks = [_Task(Mirror(link, self.state)) for link in build_links(config)]
+        links = build_links(config)
+        self.link_workers = config.link_workers or default_link_workers(links)
+        sources: dict[tuple[str, str], RemoteCollection] = {}
+        for link in links:
+            key = (link.source.name, link.agreement.collection)
+            if key not in sources:
+                sources[key] = RemoteCollection(link.source, link.agreement.collection)
+        self._tasks = [
+            _Task(Mirror(link, self.state, source=sources[(link.source.name, link.agreement.collection)]))
+            for link in links
+        ]
         self._readers_of: dict[str, list[_Task]] = defaultdict(list)
         self._links_of: dict[str, list[_Task]] = defaultdict(list)
         watched: dict[tuple[str, str], list[_Task]] = defaultdict(list)
@@ -233,7 +272,7 @@ class Federation:
     def start(self) -> None:
         self._workers = [
             threading.Thread(target=self._work_loop, daemon=True, name=f"link worker {number}")
-            for number in range(self.config.link_workers)
+            for number in range(self.link_workers)
         ]
         for thread in self._workers:
             thread.start()
@@ -248,7 +287,7 @@ class Federation:
         read answers (at once when its node stops) and starts nothing after this."""
         with self.lock:
             self.stopping = True
-            self.lock.notify_all()
+            self._notify_watches(self._watches)
         self._stopped.set()
         self._timers.stop()
         for _ in self._workers:
@@ -308,7 +347,8 @@ class Federation:
             else:
                 task.failures, task.caught_up = task.failures + 1, False
             again, failures = task.again, task.failures
-            self.lock.notify_all()  # a watch may wait from a new checkpoint now
+            if task.watch is not None:
+                task.watch.changed.notify()  # it may wait from a new checkpoint now
         if error is not None:
             self._failed(task, error, failures)
             return
@@ -355,8 +395,12 @@ class Federation:
             for name in back:
                 for task in self._links_of[name]:
                     task.failures = 0
-            self.lock.notify_all()
+            self._notify_watches(watch for watch in self._watches if watch.source.name in back)
         for name in back:
             log.warning("member %s answers again; its links catch up now", name)
             for task in self._links_of[name]:
                 self.wake(task, force=True)
+
+    def _notify_watches(self, watches: Iterable[_Watch]) -> None:
+        for watch in watches:
+            watch.changed.notify()

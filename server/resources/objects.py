@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.filters import MATCH_FIELDS, parse_query
-from taxii_federation.server.held_reads import WAIT_HEADER
+from taxii_federation.server.held_reads import NOT_NEWS_HEADER, WAIT_HEADER, NotNews
 from taxii_federation.server.ingest import (
     LINK_PROPERTY,
     PROVENANCE_PROPERTY,
@@ -63,9 +63,10 @@ def get_objects(api_root: str, collection_id: str):
     wait, node = _requested_wait(), current_node()
     generation = node.held_reads.generation(collection_id)
     query, page = read_page(_LIST_PARAMETERS, collection_id, "objects")
-    if wait is None or page.items:
+    not_news = NotNews.parse(request.headers.get(NOT_NEWS_HEADER)) if wait is not None else None
+    if wait is None or not_news.has_news(page):
         return envelope_response(query, page, "objects")
-    page, granted = node.held_reads.hold(query, generation, wait, node.storage.query)
+    page, granted = node.held_reads.hold(query, generation, wait, node.storage.query, not_news, page)
     return envelope_response(query, page, "objects", {WAIT_HEADER: f"{granted:g}"})
 
 
