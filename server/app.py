@@ -7,8 +7,10 @@ No module-level app, storage or user table exists, so several nodes can run in o
 from flask import Flask, g, request
 
 from taxii_federation.server.auth import Authenticator
+from taxii_federation.server.cert_auth import CertificateIdentities, log_in
 from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import TaxiiError, install_error_handlers
+from taxii_federation.server.http_server import CLIENT_CERT_ENVIRON_KEY
 from taxii_federation.server.media import accepts_taxii
 from taxii_federation.server.node import Node, attach_node, current_node
 from taxii_federation.server.resources import BLUEPRINTS
@@ -18,7 +20,13 @@ from taxii_federation.server.validation import EnvelopeValidator
 
 
 def _authenticate_and_negotiate() -> None:
-    g.user = current_node().authenticator.authenticate(request.headers.get("Authorization"))
+    node = current_node()
+    g.user = log_in(
+        node.authenticator,
+        node.certificates,
+        request.headers.get("Authorization"),
+        request.environ.get(CLIENT_CERT_ENVIRON_KEY),
+    )
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(
             406,
@@ -33,7 +41,13 @@ def create_app(config: NodeConfig, storage: Storage | None = None) -> Flask:
     app = Flask(f"taxii-node-{config.name}")
     app.json.sort_keys = False
     storage = storage or open_storage(config.storage_url)
-    node = Node(config, storage, Authenticator(config.users), EnvelopeValidator(config.validation_workers))
+    node = Node(
+        config,
+        storage,
+        Authenticator(config.users),
+        EnvelopeValidator(config.validation_workers),
+        CertificateIdentities(config.users),
+    )
     attach_node(app, node)
     install_error_handlers(app)
     app.before_request(_authenticate_and_negotiate)

@@ -78,6 +78,8 @@ class Authenticator:
         return user
 
     def _password_matches(self, user: UserConfig, password: str) -> bool:
+        if user.password_hash is None:
+            return False  # a user who logs in by client certificate only
         token = (user.name, hmac.digest(self._cache_key, password.encode(), "sha256"))
         if token in self._verified:
             return True

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flask import Response, current_app, g
 
 from taxii_federation.server.auth import Access, Authenticator, collection_access, has_api_root_grant
+from taxii_federation.server.cert_auth import CertificateIdentities
 from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
@@ -26,6 +27,7 @@ class Node:
     storage: Storage
     authenticator: Authenticator
     validator: EnvelopeValidator
+    certificates: CertificateIdentities
 
     def close(self) -> None:
         self.validator.close()

@@ -49,7 +49,9 @@ def write_node_files(
     max_page_size: int = 1000,
     validation_workers: int = 0,
     storage_url: str | None = None,
+    extra: dict | None = None,
 ) -> Path:
+    """A node config and catalogue in `folder`; `extra` adds or replaces top-level config keys."""
     catalogue = {
         "default_api_root": "alliance",
         "api_roots": {
@@ -113,6 +115,7 @@ def write_node_files(
             ),
         },
     }
+    config.update(extra or {})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
     path = folder / "node.yaml"

@@ -81,7 +81,7 @@ def test_serve_runs_a_node_that_taxii2_client_can_use(tmp_path, serve):
     port = serve(write_node_files(tmp_path))
     response = requests.get(f"http://127.0.0.1:{port}/taxii2/", auth=("soc", PASSWORDS["soc"]), timeout=10)
     assert response.status_code == 200
-    assert response.headers["Server"] == "taxii-federation/test"  # cheroot, not the Werkzeug dev server
+    assert response.headers["Server"] == "taxii-federation/test"  # the node's own server, not Werkzeug's
 
 
 def test_serve_with_tls_from_the_config(tmp_path, serve, monkeypatch):

@@ -63,8 +63,7 @@ class FederationConfig:
     demo_users: tuple[DemoUser, ...] = ()
 
 
-def _password(section: ConfigSection, base: Path) -> str:
-    section.check_known({"user", "password_file", "password_env"})
+def _password(section: ConfigSection, base: Path) -> str | None:
     if "password_env" in section.data:
         name = section.get("password_env", str)
         if name not in os.environ:
@@ -72,11 +71,25 @@ def _password(section: ConfigSection, base: Path) -> str:
                 f"environment variable {name} is not set; export the member's password in it", "password_env"
             )
         return os.environ[name]
+    if "password_file" not in section.data:
+        if section.data.get("client_cert"):
+            return None  # the link logs in with its client certificate only
+        section.fail("needs password_file, password_env or client_cert (with client_key)")
     path = resolve_path(base, section.get("password_file", str, required=True))
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as error:
         section.fail(f"cannot read {path}: {error.strerror}", "password_file")
+
+
+def _credential_file(section: ConfigSection, base: Path, key: str) -> str | None:
+    text = section.get(key, str, None)
+    if text is None:
+        return None
+    path = resolve_path(base, text)
+    if not path.is_file():
+        section.fail(f"file {path} does not exist", key)
+    return str(path)
 
 
 def _member(name: str, section: ConfigSection, base: Path) -> Member:
@@ -88,6 +101,7 @@ def _member(name: str, section: ConfigSection, base: Path) -> Member:
     if server not in SERVER_KINDS:
         section.fail(f"must be one of {', '.join(SERVER_KINDS)}, got {server!r}", "server")
     credentials = section.child("credentials")
+    credentials.check_known({"user", "password_file", "password_env", "client_cert", "client_key"})
     ca_bundle = section.get("ca_bundle", str, None)
     node_config = section.get("node_config", str, None)
     return Member(
@@ -97,6 +111,8 @@ def _member(name: str, section: ConfigSection, base: Path) -> Member:
         user=credentials.get("user", str, required=True),
         password=_password(credentials, base),
         ca_bundle=str(resolve_path(base, ca_bundle)) if ca_bundle else None,
+        client_cert=_credential_file(credentials, base, "client_cert"),
+        client_key=_credential_file(credentials, base, "client_key"),
         node_config=resolve_path(base, node_config) if node_config else None,
         server=server,
     )
