@@ -291,9 +291,12 @@ class Connection(asyncio.Protocol):
         self.transport.abort()
 
     def shutdown(self) -> None:
-        """The server is stopping: an idle connection closes now, a busy one after its answer."""
+        """The server is stopping: an idle connection ends now (without waiting for a TLS close_notify
+        from a client that may be gone), a busy one after its answer."""
         if not self.busy:
-            self._close()
+            self.closing = True
+            self._disarm()
+            self.transport.abort()
 
     def _arm(self, seconds: float, callback) -> None:
         self._disarm()
