@@ -47,6 +47,17 @@ CANDIDATES = {
     "granian": "granian 2.8, WSGI (Rust I/O, 16 blocking threads, one worker process)",
 }
 NO_TLS = {"waitress"}
+WHAT_EACH_LACKS = (
+    "What each lacks, beyond the table: cheroot hands a new connection to a worker before it has sent a b"
+    "yte and does the TLS handshake in its accept loop, and accepts headers of any size; waitress buffers"
+    " well but has no TLS; hypercorn buffers and limits headers (h11, 16 KiB) but costs about twice ours "
+    "per request and does not pass the client certificate to a WSGI app; uvicorn + a2wsgi and granian str"
+    "eam the body to a worker (a half-sent body holds it), limit no header size (uvicorn) and pass no cli"
+    "ent certificate; granian's WSGI interface cannot be embedded (a process per server, so no `start_nod"
+    "e` in a test or `federation up` process). Ours receives every request whole, answers the limits with"
+    " TAXII errors and passes the verified client certificate (DER) in the environ; per request it costs "
+    "what cheroot did."
+)
 
 
 def serve(kind: str, config_path: Path, port: int, cert: str | None, key: str | None) -> None:
@@ -305,6 +316,8 @@ def report(results: list[dict], options) -> str:
         "connection (bench/http_client.py). Slow clients: the time a new client waits for a GET while "
         f"{options.sockets} connections are open in that state ({BUDGET:g} s budget); over TLS the silent "
         "connections sent no ClientHello, the half-header ones finished their handshake first.",
+        "",
+        WHAT_EACH_LACKS,
         "",
         "| server | match[id] ms | first page ms | idle | half header | half body | TLS: silent "
         "| TLS: half header | 64 KiB header | 4 MiB header |",

@@ -32,6 +32,8 @@ def start_alliance(config: FederationConfig, run_links: bool = True) -> RunningA
             node_config = replace(
                 load_node_config(member.node_config), host=address.hostname, port=address.port or 80
             )
+            if member.node_tls is not None:
+                node_config = replace(node_config, tls=member.node_tls)
             nodes[member.name] = start_node(node_config)
         federation = Federation(config)
         if run_links:

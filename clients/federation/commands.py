@@ -29,13 +29,47 @@ def federation() -> None:
     """Run the alliance's nodes and mirrors; show federation health."""
 
 
+_TLS_OPTION = click.option(
+    "--tls",
+    is_flag=True,
+    help="The demo over HTTPS with mTLS between nodes, with the certificates of `taxii-fed pki init`.",
+)
+_PKI_OPTION = click.option(
+    "--pki",
+    "pki_folder",
+    default="var/pki",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the demo CA and certificates.",
+)
+
+
+def _load_maybe_tls(config_path: str, tls: bool, pki_folder: str, create: bool = False):
+    from pathlib import Path
+
+    from taxii_federation.clients.federation.pki import init_demo_pki, with_demo_tls
+
+    config = _load_federation(config_path)
+    if not tls:
+        return config
+    folder = Path(pki_folder)
+    if not (folder / "ca.crt").exists():
+        if not create:
+            raise click.ClickException(f"no demo CA in {folder}; run `taxii-fed pki init` first")
+        init_demo_pki(config, folder)
+        click.echo(f"made the demo CA and certificates in {folder} (taxii-fed pki init)")
+    return with_demo_tls(config, folder)
+
+
 @federation.command("up")
 @_FEDERATION_OPTION
-def federation_up(config_path: str) -> None:
+@_TLS_OPTION
+@_PKI_OPTION
+def federation_up(config_path: str, tls: bool, pki_folder: str) -> None:
     """Start every member node this config runs, plus all mirrors, until Ctrl-C."""
     from taxii_federation.clients.federation.alliance import start_alliance
 
-    config = _load_federation(config_path)
+    config = _load_maybe_tls(config_path, tls, pki_folder, create=True)
     alliance = start_alliance(config)
     click.echo(
         f"federation up: hub '{config.hub}', {len(alliance.federation.links)} links, "
@@ -67,11 +101,13 @@ def _wait_for_interrupt() -> None:
 
 @federation.command("status")
 @_FEDERATION_OPTION
-def federation_status(config_path: str) -> None:
+@_TLS_OPTION
+@_PKI_OPTION
+def federation_status(config_path: str, tls: bool, pki_folder: str) -> None:
     """Per link: checkpoint, lag, last success, last error, held-back counts."""
     from taxii_federation.clients.federation.status import federation_report, format_report
 
-    reports = federation_report(_load_federation(config_path))
+    reports = federation_report(_load_maybe_tls(config_path, tls, pki_folder))
     click.echo(format_report(reports))
 
 
@@ -104,4 +140,26 @@ def mirror(config_path: str, once: bool) -> None:
     running.stop()
 
 
-COMMANDS = (federation, mirror)
+@click.group()
+def pki() -> None:
+    """The demo alliance's certificate authority."""
+
+
+@pki.command("init")
+@_FEDERATION_OPTION
+@_PKI_OPTION
+def pki_init(config_path: str, pki_folder: str) -> None:
+    """Make a local CA (kept if present) and, per member, a node certificate and a mirror certificate."""
+    from pathlib import Path
+
+    from taxii_federation.clients.federation.pki import init_demo_pki, mirror_subject
+
+    config = _load_federation(config_path)
+    init_demo_pki(config, Path(pki_folder))
+    click.echo(f"demo CA {pki_folder}/ca.crt; per member node-NAME.crt/.key and mirror-NAME.crt/.key:")
+    for name in config.members:
+        click.echo(f"  {name:<4} mirror certificate subject {mirror_subject(name)}")
+    click.echo("taxii-fed federation up --tls runs the demo over HTTPS with them")
+
+
+COMMANDS = (federation, mirror, pki)

@@ -11,6 +11,7 @@ from taxii_federation.clients.taxii import Endpoint
 from taxii_federation.server.config import (
     ConfigError,
     ConfigSection,
+    TlsConfig,
     load_node_config,
     read_yaml,
     resolve_path,
@@ -30,6 +31,7 @@ class Member(Endpoint):
     # taxii-fed nodes give every object its own, strictly increasing date_added, so a link may checkpoint
     # after each page; other servers (medallion gives a whole POST one date_added) only after a full walk.
     server: str = "taxii-fed"
+    node_tls: TlsConfig | None = None  # `federation up --tls`: the TLS of the node it runs for this member
 
 
 @dataclass(frozen=True)

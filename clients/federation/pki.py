@@ -8,8 +8,9 @@ and extended key usages that TLS clients and servers check (RFC 5280 §4.2.1.3, 
 import datetime
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -203,3 +204,53 @@ class LocalCA:
         _write_key(issued.key, key)
         _write_cert(issued.cert, cert)
         return issued
+
+
+DEMO_PKI = Path("var/pki")
+
+
+def load_or_create_ca(folder: Path) -> LocalCA:
+    issued = Issued(folder / "ca.crt", folder / "ca.key")
+    return LocalCA(issued) if issued.cert.exists() and issued.key.exists() else LocalCA.create(folder)
+
+
+def mirror_subject(member: str, organization: str = DEMO_ORGANIZATION) -> str:
+    """The subject of the certificate the federation logs in to `member` with (RFC 4514)."""
+    return f"CN=mirror,OU={member},O={organization}"
+
+
+def init_demo_pki(config, folder: Path = DEMO_PKI) -> LocalCA:
+    """A CA in `folder` (kept if there is one), a server certificate per member the config runs and a
+    mirror client certificate per member (subject mirror_subject(member)). Re-running re-issues the
+    leaf certificates, which is also how the demo rotates them."""
+    ca = load_or_create_ca(folder)
+    for name, member in config.members.items():
+        host = urlsplit(member.url).hostname or "127.0.0.1"
+        if member.node_config is not None:
+            ca.issue_server(folder, f"node-{name}", list(dict.fromkeys([host, "localhost", "127.0.0.1"])))
+        ca.issue_client(folder, f"mirror-{name}", "mirror", unit=name)
+    return ca
+
+
+def with_demo_tls(config, folder: Path = DEMO_PKI):
+    """The federation config over HTTPS with mTLS: every member's URL in https, its node serving the
+    certificate from `folder` and verifying clients against the demo CA, and every link logging in with
+    its mirror certificate only (no password)."""
+    from taxii_federation.server.config import TlsConfig
+
+    ca_cert = str(folder / "ca.crt")
+    members = {}
+    for name, member in config.members.items():
+        node_tls = None
+        if member.node_config is not None:
+            node_tls = TlsConfig(folder / f"node-{name}.crt", folder / f"node-{name}.key", Path(ca_cert))
+        members[name] = replace(
+            member,
+            url="https://" + member.url.split("://", 1)[1],
+            password=None,
+            ca_bundle=ca_cert,
+            client_cert=str(folder / f"mirror-{name}.crt"),
+            client_key=str(folder / f"mirror-{name}.key"),
+            node_tls=node_tls,
+        )
+    return replace(config, members=members)
