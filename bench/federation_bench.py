@@ -1,206 +1,576 @@
-"""Federation: propagation latency from a publish at ua to visibility at md (two hops, through the hub),
-and mirror throughput for 20,000 objects.
+"""Federation at scale: the shipped demo alliance and generated alliances of a hub and N members, each run
+as one process per node (`taxii-fed serve` per node, `taxii-fed mirror` for the links) and all in one
+process (`taxii-fed federation up`), measured from this process over HTTP:
 
-    python -m bench.federation_bench [--samples 60] [--objects 20000] [--poll 1]
+- propagation: single-indicator publishes at the members in turn, under a background load of envelopes,
+  each timed from just before its POST to when the last node of the alliance stored it (p50, p95);
+- a burst: one envelope of 1,000 indicators at one member, until every node holds it;
+- throughput: 20,000 indicators posted at one member in envelopes of 1,000, until every node holds them;
+- idle: CPU (% of one core) and resident memory of every process, with nothing published;
+- a returning member (one process per node only): a member's node is stopped, 1,000 indicators are published
+  while it is down, and it is started again: when its first mirrored object arrives, and when it has all.
 
-Runs the shipped demo alliance (config/*.yaml, collections/*.yaml) on free ports and in a temporary
-data folder, once under `taxii-fed federation up` (one process) and once as one `taxii-fed serve`
-process per node plus `taxii-fed mirror`, and measures from this process over HTTP.
+    python -m bench.federation_bench [--alliances demo,4,10,30] [--topologies process-per-node,one-process]
+        [--baseline main] [--samples 40] [--background 50] [--objects 20000]
+
+`--baseline REF` runs the same alliances with the code of git REF (today's main, which polls) in the same
+run: its server/ and clients/ are exported to a temporary folder that comes first on the PYTHONPATH of the
+processes under test. Times come from the nodes' own `date_added` (every node runs on this machine's clock):
+the moment a node wrote the object, a commit's few milliseconds before a reader can see it.
 """
 
 import argparse
+import io
 import json
+import os
 import signal
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 import yaml
 
 from bench.report import machine_line, median_p95, write_section
+from bench.servers import _cpu_seconds, _process_tree, _rss_mib
 from bench.stix_data import REPO, indicator
+from taxii_federation.server.auth import hash_password
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
-from tests.processes import free_port
+from taxii_federation.server.timestamps import parse_micros
+from tests.processes import free_port, wait_until_listening
 
 HEADERS = {"Accept": TAXII_MEDIA_TYPE, "Content-Type": TAXII_MEDIA_TYPE}
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
+COLLECTION_ID = "5b0d8e4c-3d5e-4d1a-9b77-0c6f1f0a2e11"  # alliance-indicators on every generated node
+REFERENCE_ID = "5b0d8e4c-3d5e-4d1a-9b77-0c6f1f0a2e12"  # alliance-reference
+GENERATED_PASSWORDS = {"cert": "bench-cert", "soc": "bench-soc", "mirror": "bench-mirror"}
+ENVELOPE = 1000
 
 
-def _demo_alliance(folder: Path, poll: float) -> tuple[Path, dict[str, str]]:
-    """Copy the shipped demo configs, moving every node to a free port and its data into `folder`."""
+@dataclass
+class Alliance:
+    """The files of one alliance and how to reach each node's shared collection."""
+
+    label: str
+    federation_path: Path
+    node_paths: dict[str, Path]
+    ports: dict[str, int]
+    collection_urls: dict[str, str] = field(default_factory=dict)
+    publisher: Callable[[str], tuple[str, str]] = lambda name: ("cert", GENERATED_PASSWORDS["cert"])
+    reader: Callable[[str], tuple[str, str]] = lambda name: ("soc", GENERATED_PASSWORDS["soc"])
+
+    @property
+    def members(self) -> list[str]:
+        """Every node but the hub, in order."""
+        return [name for name in self.node_paths if name != "hub"]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}/"
+
+
+def demo_alliance(folder: Path) -> Alliance:
+    """The shipped demo configs (config/*.yaml, collections/*.yaml), moved to free ports and `folder`."""
     federation = yaml.safe_load((REPO / "config" / "federation.yaml").read_text())
-    urls = {}
+    node_paths, ports = {}, {}
     for name, member in federation["members"].items():
         node = yaml.safe_load((REPO / "config" / member["node_config"]).read_text())
-        port = free_port()
-        node["listen"]["port"] = port
-        node_path = folder / f"node-{name}.yaml"
+        ports[name] = node["listen"]["port"] = free_port()
         node["storage"] = f"sqlite:{folder / name / 'node.db'}"
         node["catalogue"] = str(REPO / "config" / node["catalogue"])
-        node_path.write_text(yaml.safe_dump(node))
-        member["node_config"] = str(node_path)
-        member["url"] = urls[name] = f"http://127.0.0.1:{port}/"
+        node["logs"] = {
+            "access": str(folder / name / "access.log"),
+            "audit": str(folder / name / "audit.log"),
+        }
+        node_paths[name] = folder / f"node-{name}.yaml"
+        node_paths[name].write_text(yaml.safe_dump(node))
+        member["node_config"] = str(node_paths[name])
+        member["url"] = f"http://127.0.0.1:{ports[name]}/"
         member["credentials"]["password_file"] = str(REPO / "config" / member["credentials"]["password_file"])
     federation["agreements"] = str(REPO / "collections" / "agreements.yaml")
     federation["state"] = str(folder / "federation.db")
-    federation["poll_interval_seconds"] = poll
     path = folder / "federation.yaml"
     path.write_text(yaml.safe_dump(federation))
-    return path, urls
-
-
-def _collection_url(base: str, user: str, password: str) -> str:
-    listing = requests.get(f"{base}alliance/collections/", auth=(user, password), headers=HEADERS, timeout=30)
-    shared = next(c["id"] for c in listing.json()["collections"] if c["alias"] == "alliance-indicators")
-    return f"{base}alliance/collections/{shared}/"
-
-
-def _visible(session: requests.Session, collection_url: str, object_id: str) -> bool:
-    response = session.get(collection_url + "objects/", params={"match[id]": object_id}, timeout=30)
-    return bool(response.json().get("objects"))
-
-
-def measure_latency(ua: str, md: str, samples: int) -> list[float]:
-    publisher, reader = requests.Session(), requests.Session()
-    publisher.auth, reader.auth = ("cert-ua", "demo-cert-ua"), ("soc-md", "demo-soc-md")
-    publisher.headers.update(HEADERS)
-    reader.headers.update(HEADERS)
-    latencies = []
-    for n in range(samples):
-        obj = indicator(n, seed="latency")
-        started = time.perf_counter()
-        assert (
-            publisher.post(ua + "objects/", data=json.dumps({"objects": [obj]}), timeout=30).status_code
-            == 202
-        )
-        deadline = started + 30
-        while not _visible(reader, md, obj["id"]):
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{obj['id']} did not reach md within 30 s")
-            time.sleep(0.01)
-        latencies.append(time.perf_counter() - started)
-        time.sleep(0.25 + (n % 4) * 0.2)  # publish at different points of the poll cycle
-    return latencies
-
-
-def _count_at(session: requests.Session, collection_url: str) -> int:
-    count, params = 0, {"limit": 1000, "match[version]": "all"}
-    for _ in range(10_000):
-        body = session.get(collection_url + "manifest/", params=params, timeout=60).json()
-        count += len(body.get("objects", []))
-        if not body["more"]:
-            return count
-        params["next"] = body["next"]
-    raise RuntimeError("manifest did not end")
-
-
-def measure_throughput(ua: str, md: str, total: int, already_at_md: int) -> float:
-    publisher, reader = requests.Session(), requests.Session()
-    publisher.auth, reader.auth = ("cert-ua", "demo-cert-ua"), ("soc-md", "demo-soc-md")
-    publisher.headers.update(HEADERS)
-    reader.headers.update(HEADERS)
-    bodies = [
-        json.dumps({"objects": [indicator(n, seed="throughput") for n in range(s, min(total, s + 1000))]})
-        for s in range(0, total, 1000)
-    ]
-    started = time.perf_counter()
-    for body in bodies:
-        assert publisher.post(ua + "objects/", data=body, timeout=120).status_code == 202
-    deadline = started + 600
-    while _count_at(reader, md) < already_at_md + total:
-        if time.perf_counter() > deadline:
-            raise RuntimeError("the objects did not all reach md within 600 s")
-        time.sleep(0.2)
-    return total / (time.perf_counter() - started)
-
-
-def _start(topology: str, config: Path, folder: Path) -> list[subprocess.Popen]:
-    """`one-process`: `taxii-fed federation up` (the demo). `process-per-node`: each node under
-    `taxii-fed serve` and the links under `taxii-fed mirror`, as members running their own machines would."""
-    cli = [sys.executable, "-m", "taxii_federation.clients.cli"]
-    if topology == "one-process":
-        process = subprocess.Popen(
-            [*cli, "federation", "up", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        process.stdout.readline()  # the banner's first line: every node is listening
-        return [process]
-    nodes = [
-        subprocess.Popen(
-            [*cli, "serve", "--config", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for path in sorted(folder.glob("node-*.yaml"))
-    ]
-    for node in nodes:
-        node.stdout.readline()  # "node NAME: URL" once it listens
-    mirror = subprocess.Popen(
-        [*cli, "mirror", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    return Alliance(
+        "demo (hub + 3)",
+        path,
+        node_paths,
+        ports,
+        publisher=lambda name: (f"cert-{name}", f"demo-cert-{name}"),
+        reader=lambda name: (f"soc-{name}", f"demo-soc-{name}"),
     )
-    return [*nodes, mirror]
 
 
-def run(topology: str, options: argparse.Namespace) -> tuple[list[float], float]:
-    with tempfile.TemporaryDirectory() as folder:
-        config, urls = _demo_alliance(Path(folder), options.poll)
-        processes = _start(topology, config, Path(folder))
-        try:
-            ua = _collection_url(urls["ua"], "cert-ua", "demo-cert-ua")
-            md = _collection_url(urls["md"], "soc-md", "demo-soc-md")
-            latencies = measure_latency(ua, md, options.samples)
-            p50, p95 = median_p95(latencies)
-            print(f"{topology}: latency ua -> md p50 {p50:.2f} s, p95 {p95:.2f} s", flush=True)
-            throughput = measure_throughput(ua, md, options.objects, options.samples)
-            print(f"{topology}: throughput ua -> hub -> md {throughput:,.0f} objects/s", flush=True)
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGTERM)
-            for process in processes:
+def generated_alliance(folder: Path, size: int) -> Alliance:
+    """A hub and `size` members m01..mNN with the demo's agreements: alliance-indicators both ways,
+    alliance-reference from the hub."""
+    hashes = {user: hash_password(password) for user, password in GENERATED_PASSWORDS.items()}
+    catalogue = {
+        "default_api_root": "alliance",
+        "api_roots": {
+            "alliance": {
+                "title": "Alliance collections",
+                "collections": [
+                    {"id": COLLECTION_ID, "alias": "alliance-indicators", "title": "Alliance indicators"},
+                    {"id": REFERENCE_ID, "alias": "alliance-reference", "title": "Alliance reference"},
+                ],
+            }
+        },
+    }
+    (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
+    (folder / "mirror-password.txt").write_text(GENERATED_PASSWORDS["mirror"])
+    names = ["hub", *(f"m{number:02d}" for number in range(1, size + 1))]
+    grants = [{"api_root": "alliance", "collections": "*", "access": "read-write"}]
+    node_paths, ports, members = {}, {}, {}
+    for name in names:
+        ports[name] = free_port()
+        node = {
+            "node": {"name": name, "title": f"Generated node {name}"},
+            "listen": {"host": "127.0.0.1", "port": ports[name]},
+            "storage": f"sqlite:{folder / name / 'node.db'}",
+            "catalogue": str(folder / "catalogue.yaml"),
+            "users": {
+                "cert": {"password_hash": hashes["cert"], "grants": grants},
+                "soc": {"password_hash": hashes["soc"], "grants": [dict(grants[0], access="read")]},
+                "mirror": {"password_hash": hashes["mirror"], "grants": grants, "roles": ["federation"]},
+            },
+        }
+        node_paths[name] = folder / f"node-{name}.yaml"
+        node_paths[name].write_text(yaml.safe_dump(node))
+        members[name] = {
+            "url": f"http://127.0.0.1:{ports[name]}/",
+            "api_root": "alliance",
+            "node_config": str(node_paths[name]),
+            "credentials": {"user": "mirror", "password_file": str(folder / "mirror-password.txt")},
+        }
+    shared = {"members": names[1:], "max_tlp": "amber", "unmarked": "share"}
+    agreements = [
+        {"collection": "alliance-indicators", "direction": "both", **shared},
+        {"collection": "alliance-reference", "direction": "from-hub", **shared},
+    ]
+    (folder / "agreements.yaml").write_text(yaml.safe_dump({"agreements": agreements}))
+    federation = {
+        "hub": "hub",
+        "poll_interval_seconds": 1,
+        "agreements": str(folder / "agreements.yaml"),
+        "state": str(folder / "federation.db"),
+        "members": members,
+    }
+    path = folder / "federation.yaml"
+    path.write_text(yaml.safe_dump(federation))
+    alliance = Alliance(f"hub + {size}", path, node_paths, ports)
+    alliance.collection_urls = {
+        name: f"{alliance.url(name)}alliance/collections/{COLLECTION_ID}/" for name in names
+    }
+    return alliance
+
+
+def export_code(ref: str, folder: Path) -> Path:
+    """server/ and clients/ of git `ref` as taxii_federation.server and .clients under `folder`, for the
+    PYTHONPATH of a baseline run."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "server", "clients"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder / "taxii_federation", filter="data")
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    probe = "import taxii_federation.clients.cli as cli; print(cli.__file__)"
+    where = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    if not where.stdout.startswith(str(folder)):
+        raise RuntimeError(f"the baseline code is not the one imported: {where.stdout.strip()}")
+    return folder
+
+
+class Processes:
+    """The processes of one alliance run: one per node and the mirror, or one for everything."""
+
+    def __init__(self, alliance: Alliance, topology: str, folder: Path, code: Path | None):
+        self.alliance, self.topology, self.folder = alliance, topology, folder
+        self.env = dict(os.environ)
+        if code is not None:
+            self.env["PYTHONPATH"] = f"{code}{os.pathsep}{self.env.get('PYTHONPATH', '')}"
+        self.running: dict[str, subprocess.Popen] = {}
+        if topology == "one-process":
+            self.running["federation up"] = self._spawn(
+                "federation-up", "federation", "up", "--config", str(alliance.federation_path)
+            )
+        else:
+            for name in alliance.node_paths:
+                self.start_node(name, wait=False)
+        for name, port in alliance.ports.items():
+            process = self.running.get(name) or self.running["federation up"]
+            wait_until_listening(port, process, name, 300)
+        if topology == "process-per-node":
+            config = str(alliance.federation_path)
+            self.running["mirror"] = self._spawn("mirror", "mirror", "--config", config)
+
+    def _spawn(self, log_name: str, *arguments: str) -> subprocess.Popen:
+        with open(self.folder / f"{log_name}.log", "ab") as log:
+            return subprocess.Popen([*CLI, *arguments], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+
+    def start_node(self, name: str, wait: bool = True) -> None:
+        self.running[name] = self._spawn(name, "serve", "--config", str(self.alliance.node_paths[name]))
+        if wait:
+            wait_until_listening(self.alliance.ports[name], self.running[name], name, 120)
+
+    def stop_node(self, name: str) -> None:
+        process = self.running.pop(name)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+    def stop(self) -> None:
+        for process in self.running.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.running.values():
+            try:
                 process.wait(timeout=60)
-    return latencies, throughput
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Observer:
+    """Reads the nodes: when each stored an object (its date_added), from this process."""
+
+    def __init__(self, alliance: Alliance):
+        self.alliance = alliance
+        self.sessions: dict[str, requests.Session] = {}
+        for name in alliance.node_paths:
+            session = requests.Session()
+            session.auth = alliance.reader(name)
+            session.headers.update(HEADERS)
+            self.sessions[name] = session
+            if name not in alliance.collection_urls:
+                listing = session.get(f"{alliance.url(name)}alliance/collections/", timeout=30).json()
+                shared = next(c for c in listing["collections"] if c["alias"] == "alliance-indicators")
+                alliance.collection_urls[name] = f"{alliance.url(name)}alliance/collections/{shared['id']}/"
+
+    def stored_at(self, name: str, object_ids: list[str]) -> dict[str, float]:
+        """The date_added (seconds since the epoch) at node `name` of those of `object_ids` it holds."""
+        found = {}
+        for start in range(0, len(object_ids), 50):
+            chunk = object_ids[start : start + 50]
+            response = self.sessions[name].get(
+                self.alliance.collection_urls[name] + "manifest/",
+                params={"match[id]": ",".join(chunk), "match[version]": "all", "limit": 1000},
+                timeout=60,
+            )
+            for record in response.json().get("objects", []):
+                found[record["id"]] = parse_micros(record["date_added"]) / 1e6
+        return found
+
+    def wait_everywhere(self, object_ids: list[str], nodes: list[str], timeout: float) -> dict[str, dict]:
+        """Wait until every node in `nodes` holds every object; returns node -> id -> date_added. Looks
+        every half second (the figures come from date_added, so looking more often would only add load)."""
+        arrived: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            for name in nodes:
+                if len(arrived.get(name, ())) < len(object_ids):
+                    arrived[name] = self.stored_at(name, object_ids)
+            if all(len(arrived[name]) == len(object_ids) for name in nodes):
+                return arrived
+            if time.monotonic() > deadline:
+                missing = {name: len(object_ids) - len(arrived[name]) for name in nodes}
+                raise RuntimeError(f"objects did not reach every node within {timeout:g} s: {missing}")
+            time.sleep(0.5)
+
+    def publish(self, name: str, objects: list[dict] | str) -> None:
+        body = objects if isinstance(objects, str) else json.dumps({"objects": objects})
+        response = requests.post(
+            self.alliance.collection_urls[name] + "objects/",
+            data=body,
+            auth=self.alliance.publisher(name),
+            headers=HEADERS,
+            timeout=300,
+        )
+        assert response.status_code == 202, response.text[:300]
+
+
+@dataclass
+class RunFigures:
+    alliance: str
+    topology: str
+    code: str
+    processes: int
+    latency_p50: float
+    latency_p95: float
+    burst_seconds: float
+    throughput: float
+    idle_cpu_percent: float
+    rss_mib: float
+    idle_detail: str
+    load_before: float
+    load_after: float
+    noticed_seconds: float | None = None
+    caught_up_seconds: float | None = None
+
+
+class Background:
+    """An envelope of `size` indicators every second at the members in turn, while propagation is timed."""
+
+    def __init__(self, observer: Observer, members: list[str], size: int, seed: str):
+        self.observer, self.members, self.size, self.seed = observer, members, size, seed
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.sent = 0
+
+    def _run(self) -> None:
+        number = 0
+        while self.size and not self.stopped.wait(1.0):
+            batch = [indicator(number * self.size + k, seed=self.seed) for k in range(self.size)]
+            self.observer.publish(self.members[number % len(self.members)], batch)
+            self.sent += len(batch)
+            number += 1
+
+    def __enter__(self) -> "Background":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=60)
+
+
+def measure_latency(observer: Observer, alliance: Alliance, options, seed: str) -> list[float]:
+    published: dict[str, float] = {}
+    with Background(observer, alliance.members, options.background, f"{seed}-background"):
+        for number in range(options.samples):
+            obj = indicator(number, seed=f"{seed}-latency")
+            published[obj["id"]] = time.time()
+            observer.publish(alliance.members[number % len(alliance.members)], [obj])
+            time.sleep(0.3 + (number % 5) * 0.1)  # publish at different points of any cycle
+    arrived = observer.wait_everywhere(list(published), list(alliance.node_paths), 300)
+    return [max(arrived[name][oid] for name in arrived) - sent for oid, sent in published.items()]
+
+
+def measure_burst(observer: Observer, alliance: Alliance, count: int, seed: str) -> float:
+    """Seconds from posting `count` indicators at the first member until every node stored the last one
+    (mirrors keep date_added order, so the last one to arrive anywhere is the envelope's last)."""
+    envelopes = [
+        json.dumps({"objects": [indicator(n, seed=seed) for n in range(s, min(count, s + ENVELOPE))]})
+        for s in range(0, count, ENVELOPE)
+    ]
+    last = indicator(count - 1, seed=seed)["id"]
+    started = time.time()
+    for body in envelopes:
+        observer.publish(alliance.members[0], body)
+    arrived = observer.wait_everywhere([last], list(alliance.node_paths), 1800)
+    return max(times[last] for times in arrived.values()) - started
+
+
+def measure_idle(processes: Processes, seconds: float) -> tuple[float, float, str]:
+    """CPU (% of one core) and resident memory of every process (with its children) over `seconds` with
+    nothing published; and a line per kind of process."""
+    trees = {name: _process_tree(process.pid) for name, process in processes.running.items()}
+    before = {name: _cpu_seconds(pids) for name, pids in trees.items()}
+    time.sleep(seconds)
+    cpu = {name: 100 * (_cpu_seconds(pids) - before[name]) / seconds for name, pids in trees.items()}
+    rss = {name: _rss_mib(pids, "VmRSS") for name, pids in trees.items()}
+    members = [name for name in cpu if name not in ("hub", "mirror", "federation up")]
+    kinds = [name for name in ("federation up", "hub", "mirror") if name in cpu]
+    parts = [f"{name} {cpu[name]:.1f}% {rss[name]:.0f} MiB" for name in kinds]
+    if members:
+        parts.append(
+            f"members median {statistics.median(cpu[m] for m in members):.1f}%"
+            f" (max {max(cpu[m] for m in members):.1f}%),"
+            f" {statistics.median(rss[m] for m in members):.0f} MiB each"
+        )
+    return sum(cpu.values()), sum(rss.values()), "; ".join(parts)
+
+
+def measure_return(
+    observer: Observer, processes: Processes, alliance: Alliance, seed: str, down_seconds: float
+) -> tuple[float, float]:
+    """Stop the last member's node, publish 1,000 at the first member, start it again: seconds from its
+    start until its first mirrored object, and until its last."""
+    member = alliance.members[-1]
+    processes.stop_node(member)
+    time.sleep(down_seconds)  # its links fail a few times and back off
+    objects = [indicator(n, seed=seed) for n in range(ENVELOPE)]
+    first, last = objects[0]["id"], objects[-1]["id"]
+    observer.publish(alliance.members[0], objects)
+    others = [name for name in alliance.node_paths if name != member]
+    observer.wait_everywhere([last], others, 600)
+    processes.start_node(member)
+    back = time.time()
+    arrived = observer.wait_everywhere([first, last], [member], 600)[member]
+    return arrived[first] - back, arrived[last] - back
+
+
+def run(alliance: Alliance, topology: str, code_label: str, code: Path | None, folder: Path, options):
+    load_before = os.getloadavg()[0]
+    processes = Processes(alliance, topology, folder, code)
+    seed = f"{folder.name}-{time.time_ns()}"
+    try:
+        observer = Observer(alliance)
+        # Every link has made its first pass once a first object has reached every node.
+        observer.wait_everywhere(
+            [_publish_one(observer, alliance, f"{seed}-warm")], list(alliance.node_paths), 300
+        )
+        latencies = measure_latency(observer, alliance, options, seed)
+        p50, p95 = median_p95(latencies)
+        burst = measure_burst(observer, alliance, options.burst, f"{seed}-burst")
+        throughput = options.objects / measure_burst(observer, alliance, options.objects, f"{seed}-volume")
+        time.sleep(5)  # let the last passes and checkpoints settle
+        idle_cpu, rss, detail = measure_idle(processes, options.idle)
+        figures = RunFigures(
+            alliance.label,
+            topology,
+            code_label,
+            len(processes.running),
+            p50,
+            p95,
+            burst,
+            throughput,
+            idle_cpu,
+            rss,
+            detail,
+            load_before,
+            0.0,
+        )
+        if topology == "process-per-node":
+            figures.noticed_seconds, figures.caught_up_seconds = measure_return(
+                observer, processes, alliance, f"{seed}-return", options.down
+            )
+        figures.load_after = os.getloadavg()[0]
+    finally:
+        processes.stop()
+    print(_row(figures), flush=True)
+    return figures
+
+
+def _publish_one(observer: Observer, alliance: Alliance, seed: str) -> str:
+    obj = indicator(0, seed=seed)
+    observer.publish(alliance.members[0], [obj])
+    return obj["id"]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _row(f: RunFigures) -> str:
+    return (
+        f"| {f.alliance} | {f.topology} | {f.code} | {f.processes} | {f.latency_p50:.2f} s"
+        f" | {f.latency_p95:.2f} s | {f.burst_seconds:.2f} s | {f.throughput:,.0f}"
+        f" | {f.idle_cpu_percent:.1f}% | {f.rss_mib:,.0f} MiB"
+        f" | {_seconds(f.noticed_seconds)} / {_seconds(f.caught_up_seconds)}"
+        f" | {f.load_before:.1f} / {f.load_after:.1f} |"
+    )
+
+
+TABLE_HEAD = [
+    "| alliance | topology | code | processes | propagation p50 | p95 | 1,000 at every node"
+    " | throughput (objects/s to every node) | idle CPU (all processes, % of one core) | idle RSS (all)"
+    " | returning member: first object / caught up | load before / after |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def targets(figures: list[RunFigures]) -> list[str]:
+    ours = [f for f in figures if f.code == "this branch"]
+    demo = [f for f in ours if f.alliance.startswith("demo")]
+    thirty = [f for f in ours if f.alliance == "hub + 30"]
+    rows = ["| target | this run | met |", "|---|---|---|"]
+
+    def check(label: str, runs: list[RunFigures], value: Callable[[RunFigures], float | None], limit: float):
+        values = [value(f) for f in runs if value(f) is not None]
+        if not values:
+            rows.append(f"| {label} | not measured | - |")
+            return
+        worst = max(values)
+        detail = ", ".join(f"{f.topology} {value(f):.2f}" for f in runs if value(f) is not None)
+        rows.append(f"| {label} | worst {worst:.2f} ({detail}) | {'yes' if worst <= limit else 'no'} |")
+
+    check("demo alliance: p95 publish -> every member <= 0.3 s", demo, lambda f: f.latency_p95, 0.3)
+    check("30 members: p95 <= 1 s", thirty, lambda f: f.latency_p95, 1.0)
+    check("30 members: 1,000 objects at every member <= 2 s", thirty, lambda f: f.burst_seconds, 2.0)
+    check("30 members: idle CPU of everything <= 5% of one core", thirty, lambda f: f.idle_cpu_percent, 5.0)
+    check("a returning member caught up <= 3 s", ours, lambda f: f.caught_up_seconds, 3.0)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=60)
-    parser.add_argument("--objects", type=int, default=20_000)
-    parser.add_argument("--poll", type=float, default=1.0, help="poll interval of the links, seconds")
+    parser.add_argument("--alliances", default="demo,4,10,30", help="demo and/or member counts")
+    parser.add_argument("--topologies", default="process-per-node,one-process")
+    parser.add_argument("--baseline", help="also run the code of this git ref (e.g. main) in the same run")
+    parser.add_argument("--samples", type=int, default=40, help="single publishes timed per run")
+    parser.add_argument("--background", type=int, default=50, help="objects a second published meanwhile")
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--objects", type=int, default=20_000, help="objects of the throughput run")
+    parser.add_argument("--idle", type=float, default=20, help="seconds of the idle measurement")
+    parser.add_argument("--down", type=float, default=10, help="seconds the returning member is down")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     options = parser.parse_args()
-    rows = ["| topology | latency p50 | latency p95 | throughput |", "|---|---|---|---|"]
-    for topology, label in (
-        ("one-process", "`taxii-fed federation up`: 4 nodes and the mirror in one process"),
-        ("process-per-node", "`taxii-fed serve` per node, `taxii-fed mirror` for the links"),
-    ):
-        latencies, throughput = run(topology, options)
-        p50, p95 = median_p95(latencies)
-        rows.append(f"| {label} | {p50:.2f} s | {p95:.2f} s | {throughput:,.0f} objects/s |")
-    command = (
-        f"python -m bench.federation_bench --samples {options.samples} --objects {options.objects}"
-        f" --poll {options.poll:g}"
-    )
+    figures: list[RunFigures] = []
+    print("\n".join(TABLE_HEAD), flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        codes: list[tuple[str, Path | None]] = [("this branch", None)]
+        if options.baseline:
+            codes.append((options.baseline, export_code(options.baseline, Path(scratch) / "baseline")))
+        for size in options.alliances.split(","):
+            for topology in options.topologies.split(","):
+                for label, code in codes:
+                    folder = Path(tempfile.mkdtemp(dir=scratch))
+                    if size == "demo":
+                        alliance = demo_alliance(folder)
+                    else:
+                        alliance = generated_alliance(folder, int(size))
+                    figures.append(run(alliance, topology, label, code, folder, options))
+    command = "python -m bench.federation_bench " + " ".join(sys.argv[1:])
     method = (
-        f"The shipped demo alliance (hub, ua, ro, md on SQLite), on one machine. Latency: {options.samples}"
-        " single-indicator publishes at ua, each timed until `match[id]` finds it at md (two hops, through"
-        f" the hub; md polled every 10 ms), with a {options.poll:g} s link poll interval. Throughput:"
-        f" {options.objects:,} indicators posted at ua in envelopes of 1,000; the clock runs from the first"
-        " post until md's manifest holds them all. Every object is stored durably four times (ua, hub, ro,"
-        " md), all on the same 2 cores; it is fully validated with stix2 at ua, and the hops after it check"
-        " its structure only (the mirror says `X-TAXII-Fed-Validated` for objects read from a"
-        " taxii-federation node)."
+        "Every node on SQLite, on this one machine (2 cores shared by every process of the alliance and by"
+        " this harness). Propagation: "
+        f"{options.samples} single-indicator publishes at the members in turn, {options.background} more"
+        " indicators a second published meanwhile as envelopes at the members in turn; each timed from just"
+        " before its POST to the date_added of the last node to store it (every node uses this machine's"
+        " clock; a reader sees it a commit later, milliseconds). '1,000 at every node': one envelope of"
+        f" {options.burst:,} at the first member, until the last node stored its last object. Throughput:"
+        f" {options.objects:,} indicators at the first member in envelopes of 1,000, until every node holds"
+        f" them. Idle: CPU and resident memory of each process and its children over {options.idle:g} s with"
+        " nothing published (summed in the table, by kind below). Returning member: the last member's node"
+        f" is stopped for {options.down:g} s while 1,000 indicators are published at the first member, then"
+        " started again: seconds from its start until its first and its last mirrored object. Load: the"
+        " 1-minute load average before and after each run (other work shares the machine)."
+        + (
+            f" `{options.baseline}` is the code of that git ref, run the same way in the same run: its links"
+            " poll every second (`poll_interval_seconds: 1`, as in the shipped demo)."
+            if options.baseline
+            else ""
+        )
     )
-    report = "\n".join([f"Command: `{command}`  ", machine_line(), "", *rows, "", method])
+    details = [f"- {f.alliance}, {f.topology}, {f.code}: {f.idle_detail}" for f in figures]
+    report = "\n".join(
+        [
+            f"Command: `{command}`  ",
+            machine_line(),
+            "",
+            *TABLE_HEAD,
+            *(_row(f) for f in figures),
+            "",
+            "Targets, checked against this run:",
+            "",
+            *targets(figures),
+            "",
+            method,
+            "",
+            "Idle CPU and resident memory by process:",
+            "",
+            *details,
+        ]
+    )
     print(report)
     if not options.no_write:
-        write_section("federation_bench", "Federation: propagation latency and mirror throughput", report)
+        write_section("federation_bench", "Federation: propagation, throughput, idle cost at scale", report)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,10 @@ class ReadClient:
     def get(self, url: str, params: dict) -> Reply:
         parts = urlsplit(url)
         target = parts.path + ("?" + urlencode(params) if params else "")
-        request = f"GET {target} HTTP/1.1\r\n{self.header_lines}\r\n".encode()
+        return self.send(f"GET {target} HTTP/1.1\r\n{self.header_lines}\r\n".encode())
+
+    def send(self, request: bytes) -> Reply:
+        """Send one whole request as given (the fuzzer writes requests byte by byte) and read the answer."""
         try:
             if self.socket is not None:
                 try:

@@ -26,15 +26,18 @@ def machine_line() -> str:
     )
 
 
-def write_section(key: str, title: str, report: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md, leaving the others as they are."""
+def write_section(
+    key: str, title: str, report: str, docs: Path = DOCS, heading: str = "# Benchmarks"
+) -> None:
+    """Replace (or append) this benchmark's section of `docs` (docs/benchmarks.md unless told), leaving the
+    others as they are."""
     start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    text = docs.read_text() if docs.exists() else heading + "\n"
     section = f"{start}\n## {title}\n\n{report}\n{end}"
     if start in text:
         head, rest = text.split(start, 1)
         text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
-    DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(text)
+    docs.parent.mkdir(exist_ok=True)
+    docs.write_text(text)

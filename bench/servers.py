@@ -6,10 +6,7 @@ wire-protocol server from PyPI, the one the tests use), one per server. The peer
 for what running them takes."""
 
 import base64
-import json
 import os
-import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -22,11 +19,11 @@ from taxii_federation.server.auth import hash_password
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from tests.medallion_member import MedallionMember
 from tests.mongodb_server import MongoTestServer
+from tests.opentaxii_member import OpenTaxiiMember
+from tests.peer_venv import ensure_peer_venv
 from tests.processes import free_port, start_listening_server
 
 REPO = Path(__file__).resolve().parents[1]
-VENV = REPO / ".bench-venv"
-PEER_PACKAGES = ("medallion==3.0.0", "pymongo", "opentaxii==0.9.3", "gunicorn")
 
 USER, PASSWORD = "bench", "bench-password"
 
@@ -60,8 +57,10 @@ def write_node_config(folder: Path, collection_ids: list[str], storage_url: str 
 
 
 class NodeProcess:
-    def __init__(self, config_path: Path):
-        self.port = free_port()
+    """`taxii-fed serve` with a config, in its own process; its log is node.log beside the config."""
+
+    def __init__(self, config_path: Path, port: int | None = None):
+        self.port = port or free_port()
         self.process = start_listening_server(
             [
                 sys.executable,
@@ -82,43 +81,6 @@ class NodeProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
-
-
-# OpenTAXII 0.9.3 writes uuid.UUID values with json.dumps and answers 500 (fixed upstream after the release,
-# PR #289): this entry module, written at run time, gives that json.dumps a `default` and nothing else.
-_OPENTAXII_ENTRY = """
-import json
-import uuid
-
-import opentaxii.taxii2.http as taxii2_http
-
-_dumps = json.dumps
-
-
-class _UUIDSafeJson:
-    def __getattr__(self, name):
-        return getattr(json, name)
-
-    @staticmethod
-    def dumps(data, *args, **kwargs):
-        kwargs.setdefault("default", lambda value: str(value) if isinstance(value, uuid.UUID) else value)
-        return _dumps(data, *args, **kwargs)
-
-
-taxii2_http.json = _UUIDSafeJson()
-
-from opentaxii.http import app  # noqa: E402
-"""
-
-
-def ensure_peer_venv() -> Path:
-    """Create .bench-venv with the peers once; later calls return at once."""
-    marker = VENV / ".installed"
-    if not marker.exists() or marker.read_text() != " ".join(PEER_PACKAGES):
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
-        marker.write_text(" ".join(PEER_PACKAGES))
-    return VENV / "bin"
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -143,12 +105,13 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _rss_mib(pids: list[int]) -> float:
+def _rss_mib(pids: list[int], field: str = "VmHWM") -> float:
+    """Resident memory of the processes: their peak (VmHWM), or now (VmRSS)."""
     total = 0.0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1]) / 1024
         except OSError:
             continue
@@ -301,95 +264,30 @@ class OpenTaxii(Server):
     counterpart = "ours"
 
     def __init__(self, folder: Path):
-        bin_dir = ensure_peer_venv()
-        self.port = free_port()
-        config = folder / "opentaxii.yml"
-        config.write_text(
-            json.dumps(
-                {  # JSON is YAML
-                    "domain": f"127.0.0.1:{self.port}",
-                    "support_basic_auth": True,
-                    "return_server_error_details": False,
-                    "auth_api": {
-                        "class": "opentaxii.auth.sqldb.SQLDatabaseAPI",
-                        "parameters": {
-                            "db_connection": f"sqlite:///{folder / 'auth.db'}",
-                            "create_tables": True,
-                            "secret": uuid.uuid4().hex + uuid.uuid4().hex,
-                            "token_ttl_secs": 86400,
-                        },
-                    },
-                    "taxii1": None,
-                    "taxii2": {
-                        "persistence_api": {
-                            "class": "opentaxii.persistence.sqldb.Taxii2SQLDatabaseAPI",
-                            "parameters": {
-                                "db_connection": f"sqlite:///{folder / 'data.db'}",
-                                "create_tables": True,
-                            },
-                        },
-                        "title": "OpenTAXII peer",
-                        "max_content_length": 64 * 1024 * 1024,
-                        "public_discovery": True,
-                        "allow_custom_properties": True,
-                    },
-                    "logging": {"opentaxii": "warning", "root": "warning"},
-                }
-            )
-        )
-        env = {**os.environ, "OPENTAXII_CONFIG": str(config), "PYTHONPATH": str(folder)}
-
-        def run(*args: str) -> None:
-            subprocess.run([str(bin_dir / args[0]), *args[1:]], env=env, check=True, capture_output=True)
-
-        run("opentaxii-add-api-root", "-t", "bench", "--default")
-        database = sqlite3.connect(folder / "data.db")
-        root = str(uuid.UUID(database.execute("SELECT id FROM opentaxii_api_root").fetchone()[0]))
-        run("opentaxii-add-collection", "-r", root, "-t", "bench", "-a", "bench")
-        collection = str(uuid.UUID(database.execute("SELECT id FROM opentaxii_collection").fetchone()[0]))
-        database.close()
-        run("opentaxii-create-account", "-u", USER, "-p", PASSWORD, "-a")
-        run(
-            "opentaxii-update-account", "-u", USER, "-f", "admin", "-v", "yes"
-        )  # 0.9.3: only admins read/write
-        (folder / "opentaxii_entry.py").write_text(_OPENTAXII_ENTRY)
-        self.process = subprocess.Popen(
-            [
-                str(bin_dir / "gunicorn"),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "--config",
-                "python:opentaxii.http",
-                "opentaxii_entry:app",
-            ],
-            env=env,
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{self.port}/"
+        self.member = OpenTaxiiMember(
+            folder, free_port(), "bench", "bench", {USER: PASSWORD}, max_content_length=64 * 1024 * 1024
+        ).start()
         deadline = time.monotonic() + 60
         while True:
             try:
                 token = requests.post(
-                    base + "management/auth", json={"username": USER, "password": PASSWORD}, timeout=10
+                    self.member.url + "management/auth",
+                    json={"username": USER, "password": PASSWORD},
+                    timeout=10,
                 ).json()["token"]
                 break
             except (requests.RequestException, ValueError, KeyError):
                 if time.monotonic() > deadline:
                     raise RuntimeError("OpenTAXII did not start within 60 s") from None
                 time.sleep(0.2)
-        self.collection_url = f"{base}taxii2/{root}/collections/{collection}/"
+        self.collection_url = self.member.collection_url
         self.headers = {"Authorization": f"Bearer {token}", "Accept": TAXII_MEDIA_TYPE}
 
     def root_pids(self) -> list[int]:
-        return [self.process.pid]
+        return [self.member.process.pid]
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.member.stop()
 
 
 SERVERS = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from taxii_federation.clients.taxii import RemoteCollection
+from taxii_federation.clients.taxii import RemoteCollection, RemoteError
 
 
 @dataclass
@@ -96,6 +96,13 @@ def poll_once(
     return received
 
 
+@dataclass
+class FollowReport:
+    polls: int = 0
+    received: int = 0
+    failed_polls: int = 0
+
+
 def follow(
     collection: RemoteCollection,
     cursor: Cursor,
@@ -103,13 +110,25 @@ def follow(
     interval: float,
     max_polls: int | None,
     types: tuple[str, ...] = (),
-    on_page: Callable[[int], None] | None = None,
-) -> int:
-    """Poll every `interval` seconds, `max_polls` times (or until interrupted)."""
-    received, polls = 0, 0
-    while max_polls is None or polls < max_polls:
-        received += poll_once(collection, cursor, output, types, on_page)
-        polls += 1
-        if max_polls is None or polls < max_polls:
-            time.sleep(interval)
-    return received
+    on_poll: Callable[[int, int, str | None], None] | None = None,
+) -> FollowReport:
+    """Poll every `interval` seconds, `max_polls` times or until Ctrl-C. A poll that fails (the node is
+    restarting, the network is down) is reported to `on_poll` (poll number, new objects, error) and the next
+    one tries again from the cursor, which every page written has advanced."""
+    report = FollowReport()
+    try:
+        while max_polls is None or report.polls < max_polls:
+            try:
+                new, error = poll_once(collection, cursor, output, types), None
+            except RemoteError as failure:
+                new, error = 0, str(failure)
+                report.failed_polls += 1
+            report.polls += 1
+            report.received += new
+            if on_poll:
+                on_poll(report.polls, new, error)
+            if max_polls is None or report.polls < max_polls:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how following ends; what was received is written and the cursor saved
+    return report

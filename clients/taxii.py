@@ -18,6 +18,7 @@ LINK_PROPERTY = "x_taxii_fed_links"
 ORIGIN_HEADER = "X-TAXII-Fed-Origin"
 LINK_HEADER = "X-TAXII-Fed-Link"
 VALIDATED_HEADER = "X-TAXII-Fed-Validated"
+WAIT_HEADER = "X-TAXII-Fed-Wait"  # a held read: wait at the source until a commit (server/held_reads.py)
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,29 @@ class Endpoint:
             return (self.client_cert, self.client_key)
         return self.client_cert
 
+    def requests_options(self) -> dict:
+        """The account as keyword arguments of a requests call: Basic if it has a password, the client
+        certificate if it has one, and the CA it trusts."""
+        return {
+            "auth": (self.user, self.password) if self.password is not None else None,
+            "cert": self.client_certificate,
+            "verify": self.ca_bundle or True,
+        }
+
 
 class RemoteError(Exception):
-    """The other node is unreachable or answered with an error; the link retries later."""
+    """The other node is unreachable or answered with an error; the link retries later. `unreachable`: no
+    connection could be made at all (the node is down), so it is worth watching for its return."""
+
+    def __init__(self, message: str, member: str = "", unreachable: bool = False):
+        super().__init__(message)
+        self.member, self.unreachable = member, unreachable
+
+
+@dataclass(frozen=True)
+class WaitAnswer:
+    news: bool  # the source holds something after the position waited from
+    held: bool  # the source held the read; False: it answered at once (busy, or not a taxii-federation node)
 
 
 @dataclass
@@ -116,14 +137,15 @@ class RemoteCollection:
         if match is None:
             raise RemoteError(
                 f"{self.member.name}: API root {self.member.api_root_url} shows user "
-                f"'{self.member.user}' no collection '{self.alias}'; check its catalogue and grants"
+                f"'{self.member.user}' no collection '{self.alias}'; check its catalogue and grants",
+                self.member.name,
             )
         self.url = match.url
         self.can_write = match.can_write
 
-    def _request(self, method: str, url: str, **options) -> requests.Response:
+    def _request(self, method: str, url: str, timeout: float | None = None, **options) -> requests.Response:
         try:
-            response = self._conn.session.request(method, url, timeout=self.timeout, **options)
+            response = self._conn.session.request(method, url, timeout=timeout or self.timeout, **options)
         except requests.RequestException as error:
             raise self._unreachable(url, error) from None
         if response.status_code >= 400:
@@ -131,7 +153,11 @@ class RemoteCollection:
         return response
 
     def _unreachable(self, url: str, error: Exception) -> RemoteError:
-        reason = "connection refused" if isinstance(error, requests.ConnectionError) else str(error)
+        # A refused or reset connection means the node is down; a timeout may be a node that is only slow.
+        down = isinstance(error, requests.ConnectionError) and not isinstance(
+            error, requests.exceptions.SSLError | requests.exceptions.ConnectTimeout
+        )
+        reason = "connection refused" if down else str(error)
         if isinstance(error, requests.exceptions.SSLError) and "alert" in str(error):
             reason = (
                 f"the node refused the TLS connection ({error}); check the client certificate and that the "
@@ -139,11 +165,11 @@ class RemoteCollection:
             )
         elif isinstance(error, requests.exceptions.SSLError):
             reason = f"TLS verification failed ({error}); pass the node's CA with --ca-bundle"
-        return RemoteError(f"{self.member.name}: cannot reach {url}: {reason}")
+        return RemoteError(f"{self.member.name}: cannot reach {url}: {reason}", self.member.name, down)
 
     def _http_error(self, method: str, url: str, response: requests.Response | None) -> RemoteError:
         if response is None:
-            return RemoteError(f"{self.member.name}: {method} {url} failed")
+            return RemoteError(f"{self.member.name}: {method} {url} failed", self.member.name)
         try:
             detail = response.json().get("description") or response.json().get("title")
         except ValueError:
@@ -151,9 +177,12 @@ class RemoteCollection:
         if response.status_code == 401:
             return RemoteError(
                 f"{self.member.name}: the node refused the credentials of user '{self.member.user}' "
-                f"(401: {detail})"
+                f"(401: {detail})",
+                self.member.name,
             )
-        return RemoteError(f"{self.member.name}: {method} {url} answered {response.status_code}: {detail}")
+        return RemoteError(
+            f"{self.member.name}: {method} {url} answered {response.status_code}: {detail}", self.member.name
+        )
 
     def pages(
         self, added_after: str | None, page_size: int, types: tuple[str, ...] = ()
@@ -180,6 +209,32 @@ class RemoteCollection:
                 params["next"] = body["next"]
             else:  # a server that pages without `next`: continue after the last date_added
                 params["added_after"] = response.headers["X-TAXII-Date-Added-Last"]
+
+    def wait_for_news(self, added_after: str | None, seconds: float) -> WaitAnswer:
+        """Ask the source to hold a one-object read until something is added after `added_after` (a held
+        read, server/held_reads.py); a source that does not hold reads answers at once."""
+        self.connect()
+        params: dict = {"limit": 1, "match[version]": "all"}
+        if added_after:
+            params["added_after"] = added_after
+        response = self._request(
+            "GET",
+            self.url + "objects/",
+            timeout=seconds + self.timeout,
+            params=params,
+            headers={"Accept": TAXII, WAIT_HEADER: f"{seconds:g}"},
+        )
+        news = bool(response.json().get("objects"))
+        held = float(response.headers.get(WAIT_HEADER) or 0) > 0
+        return WaitAnswer(news, held)
+
+    def reachable(self) -> bool:
+        """Whether the node answers HTTP at all (its API root): a cheap probe for a node that was down."""
+        try:
+            self._conn.session.get(self.member.api_root_url, headers={"Accept": TAXII}, timeout=2)
+        except requests.RequestException:
+            return False
+        return True
 
     def first_date_added(self, added_after: str | None) -> str | None:
         """The date_added of the oldest version added after `added_after`, from one manifest record."""

@@ -3,6 +3,7 @@ functions in clients/ that the tests call too."""
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -154,11 +155,16 @@ def poll_command(
         )
         cursor = Cursor.load(cursor_file, remote.url)
         output = Output(out, output_format, sys.stdout if out == "-" else None)
-        progress = _progress("received")
         if follow_:
-            received = follow(remote, cursor, output, interval, max_polls, tuple(types), progress)
-        else:
-            received = poll_once(remote, cursor, output, tuple(types), progress)
+            report = follow(remote, cursor, output, interval, max_polls, tuple(types), _poll_line(cursor))
+            failed = f", {report.failed_polls} failed" if report.failed_polls else ""
+            click.echo(
+                f"followed {report.polls} polls{failed}: received {report.received} objects; "
+                f"cursor {cursor.added_after or 'unchanged'}",
+                err=True,
+            )
+            return
+        received = poll_once(remote, cursor, output, tuple(types), _progress("received"))
     except (CredentialsError, RemoteError, ValueError) as error:
         _fail(str(error))
     except KeyboardInterrupt:
@@ -166,6 +172,21 @@ def poll_command(
     if sys.stderr.isatty():
         click.echo(err=True)
     click.echo(f"received {received} objects; cursor {cursor.added_after or 'unchanged'}", err=True)
+
+
+def _poll_line(cursor: Cursor):
+    """One line per poll of --follow: when, what came, where the cursor stands (or why the poll failed)."""
+
+    def report(number: int, new: int, error: str | None) -> None:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if error:
+            click.echo(f"{moment} poll {number} failed: {error}; trying again", err=True)
+        else:
+            click.echo(
+                f"{moment} poll {number}: {new} new objects; cursor {cursor.added_after or 'none'}", err=True
+            )
+
+    return report
 
 
 COMMANDS = (discover_command, publish_command, poll_command)

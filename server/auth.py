@@ -3,13 +3,19 @@
 import base64
 import hashlib
 import hmac
+import logging
+import math
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from taxii_federation.server.config import CollectionConfig, Grant, UserConfig
+from taxii_federation.server.config import CollectionConfig, Grant, LoginThrottleConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.login_throttle import LoginsThrottled, LoginThrottle
+
+log = logging.getLogger(__name__)
 
 # scrypt at n=2**14 costs ~40 ms: slow for an attacker with a stolen hash, and verified once per
 # password per process thanks to the cache below (OpenTAXII pays ~0.1 s of CPU on every request).
@@ -47,49 +53,132 @@ class Access:
 
 
 class Authenticator:
-    """Checks HTTP Basic credentials against one node's users."""
+    """Checks HTTP Basic credentials against one node's users, throttling failed logins. `on_failure` hears
+    of every refused credential (the user name given, or None when the header was not valid Basic): the
+    audit log."""
 
-    def __init__(self, users: dict[str, UserConfig]):
+    def __init__(
+        self,
+        users: dict[str, UserConfig],
+        throttle: LoginThrottleConfig | None = None,
+        on_failure: Callable[[str | None], None] | None = None,
+    ):
         self._users = users
+        self._throttle = LoginThrottle(throttle or LoginThrottleConfig())
+        self._on_failure = on_failure or (lambda name: None)
+        # Unknown users are checked against this hash, so that timing does not tell them from known ones.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
         # Remembers verified passwords under a keyed digest, never in clear, for this process only.
         self._cache_key = secrets.token_bytes(32)
         self._verified: set[tuple[str, bytes]] = set()
+        self._flights: dict[tuple[str, bytes], _Flight] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> UserConfig:
+    def authenticate(self, authorization: str | None, address: str | None = None) -> UserConfig:
+        """The user the Authorization header names and proves; `address` is the client's, for throttling."""
         if not authorization:
             raise _unauthorized("this node requires HTTP Basic authentication; send a user name and password")
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme.lower() != "basic":
-            raise _unauthorized(f"unsupported authorization scheme {scheme!r}; use HTTP Basic")
         try:
-            name, sep, password = (
-                base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-            )
-        except (ValueError, UnicodeDecodeError):
-            sep = ""
-        if not sep:
-            raise _unauthorized(
-                "the Authorization header is not valid HTTP Basic (base64 of 'user:password')"
-            )
+            name, password = _basic_credentials(authorization)
+        except TaxiiError:
+            self._on_failure(None)
+            raise
         user = self._users.get(name)
-        if user is None or not self._password_matches(user, password):
-            raise _unauthorized("unknown user name or wrong password")
-        return user
+        token = (name, hmac.digest(self._cache_key, password.encode("utf-8", "replace"), "sha256"))
+        if user is not None and token in self._verified:
+            return user  # verified before: no password check, no throttling
 
-    def _password_matches(self, user: UserConfig, password: str) -> bool:
-        if user.password_hash is None:
-            return False  # a user who logs in by client certificate only
-        token = (user.name, hmac.digest(self._cache_key, password.encode(), "sha256"))
-        if token in self._verified:
-            return True
-        if not verify_password(password, user.password_hash):
-            return False
+        password_hash = user.password_hash if user is not None else None
+
+        def check() -> bool:
+            self._throttle.check_allowed(name, address)
+            with self._throttle.password_check():
+                # Unknown users and users who log in by client certificate only are checked against the
+                # dummy hash: the same time, and never a match.
+                matches = verify_password(password, password_hash or self._dummy_hash)
+                return matches and password_hash is not None
+
+        try:
+            matches = self._check_once(token, check)
+        except LoginsThrottled as throttled:
+            raise TaxiiError(
+                429,
+                "Too Many Requests",
+                f"{throttled.reason}; retry in {math.ceil(throttled.retry_after)} s",
+                {"Retry-After": str(math.ceil(throttled.retry_after))},
+            ) from None
+        if user is None or not matches:
+            self._throttle.record_failure(name, address)
+            log.warning("failed login for user %r from %s", name[:100], address or "an unknown address")
+            self._on_failure(name)
+            raise _unauthorized("unknown user name or wrong password")
+        self._throttle.record_success(name)
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
             self._verified.add(token)
-        return True
+        return user
+
+    def refused(self, user_name: str | None) -> None:
+        """A login refused for another reason than a password (server/cert_auth.py): audited alike."""
+        self._on_failure(user_name)
+
+    def find_user(self, name: str) -> UserConfig | None:
+        """The user as the config now has it (a session of a removed user must end)."""
+        return self._users.get(name)
+
+    def replace_users(self, users: dict[str, UserConfig]) -> None:
+        """Take a new user table (the node config was edited); passwords verified before are forgotten."""
+        with self._lock:
+            self._users = users
+            self._verified.clear()
+
+    def _check_once(self, token: tuple[str, bytes], check: Callable[[], bool]) -> bool:
+        """Requests that arrive together with the same credentials share one password check: a mirror
+        starting its links logs in many times at once, and must not fill the queue for checks."""
+        with self._lock:
+            flight = self._flights.get(token)
+            leading = flight is None
+            if leading:
+                flight = self._flights[token] = _Flight()
+        if not leading:
+            if not flight.done.wait(timeout=5):
+                raise LoginsThrottled(1.0, "the node is busy checking passwords")
+            if flight.throttled is not None:
+                raise flight.throttled
+            return flight.matches
+        try:
+            flight.matches = check()
+        except LoginsThrottled as throttled:
+            flight.throttled = throttled
+            raise
+        finally:
+            with self._lock:
+                del self._flights[token]
+            flight.done.set()
+        return flight.matches
+
+
+@dataclass
+class _Flight:
+    """One password check in progress, and its verdict for the requests waiting on it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    matches: bool = False
+    throttled: LoginsThrottled | None = None
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        raise _unauthorized(f"unsupported authorization scheme {scheme[:20]!r}; use HTTP Basic")
+    try:
+        name, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        sep = ""
+    if not sep or len(name) > 256 or len(password) > 1024:
+        raise _unauthorized("the Authorization header is not valid HTTP Basic (base64 of 'user:password')")
+    return name, password
 
 
 def _unauthorized(description: str) -> TaxiiError:

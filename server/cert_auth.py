@@ -109,12 +109,18 @@ class CertificateIdentities:
     _CACHE_LIMIT = 10_000
 
     def __init__(self, users: dict[str, UserConfig]):
-        self._owners: dict[tuple[str, str], UserConfig] = {}
-        for user in users.values():
-            for match in user.certificates:
-                self._owners[(match.kind, match.key)] = user
+        self._owners = self._by_certificate(users)
         self._parsed: dict[bytes, _Presented] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _by_certificate(users: dict[str, UserConfig]) -> dict[tuple[str, str], UserConfig]:
+        return {(match.kind, match.key): user for user in users.values() for match in user.certificates}
+
+    def replace_users(self, users: dict[str, UserConfig]) -> None:
+        """Take the user table of an edited node config (the Authenticator takes the same one), so that a
+        certificate's owner and a password's user are the same object again."""
+        self._owners = self._by_certificate(users)
 
     def _recognise(self, der: bytes) -> _Presented:
         presented = self._parsed.get(der)
@@ -141,25 +147,30 @@ def log_in(
     identities: CertificateIdentities,
     authorization: str | None,
     certificate: bytes | None,
+    address: str | None = None,
 ) -> UserConfig:
     """The user of a request from its Authorization header and its TLS client certificate, as the user's
-    `login` demands; a TAXII 401 otherwise."""
+    `login` demands; a TAXII 401 otherwise. `address` is the client's, for throttling failed passwords."""
     owner, described = identities.owner(certificate) if certificate else (None, "")
     if authorization is not None:
-        user = authenticator.authenticate(authorization)
+        user = authenticator.authenticate(authorization, address)
         if owner is not None and owner is not user:
+            authenticator.refused(user.name)
             raise _unauthorized(
                 f"the client certificate ({described}) belongs to user '{owner.name}', the password to "
                 f"'{user.name}'; present one user's credentials"
             )
         if user.login == "password-and-certificate" and owner is not user:
+            authenticator.refused(user.name)
             raise _unauthorized(f"user '{user.name}' must also present its client certificate")
         return user
     if owner is not None:
         if owner.login == "password-and-certificate":
+            authenticator.refused(owner.name)
             raise _unauthorized(f"user '{owner.name}' must also send its password (HTTP Basic)")
         return owner
     if certificate is not None:
+        authenticator.refused(None)
         raise _unauthorized(
             f"the client certificate ({described}) is not mapped to a user of this node "
             "(users.NAME.certificates)"

@@ -17,6 +17,12 @@ ACCESS_LEVELS = {"read": (True, False), "write": (False, True), "read-write": (T
 _API_ROOT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+# 'federation': a mirror's account, allowed to state where an object came from.
+# 'operator': read-only operations: the hub dashboard and /metrics; no TAXII data without grants.
+# 'admin': a node administrator, who may read every status resource of the node.
+ROLES = ("federation", "operator", "admin")
+METRICS_AUTH = ("operator", "none")
+STIX_VERSIONS = ("2.1", "2.0")
 
 
 class ConfigError(ValueError):
@@ -30,6 +36,8 @@ class CollectionConfig:
     alias: str | None = None
     description: str = ""
     allow_custom: bool = True
+    # The STIX versions the collection stores: 2.1, and 2.0 for feeds that still speak it.
+    stix_versions: tuple[str, ...] = ("2.1",)
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,7 @@ class UserConfig:
     name: str
     password_hash: str | None  # None: the user logs in by client certificate only
     grants: tuple[Grant, ...] = ()
-    # 'federation': the account of a mirror, allowed to state where an object came from.
-    roles: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()  # from ROLES
     certificates: tuple[CertificateMatch, ...] = ()
     login: str = "password"  # one of LOGIN_METHODS
 
@@ -110,6 +117,30 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """The node's JSON-lines logs, each rotated at `rotate_bytes` with `keep` old files."""
+
+    access: Path | None = None
+    audit: Path | None = None
+    rotate_bytes: int = 100 * 1024 * 1024
+    keep: int = 10
+
+
+@dataclass(frozen=True)
+class LoginThrottleConfig:
+    """After `max_failures` wrong passwords for one user or from one address within `window_seconds`, that
+    user or address is refused (429) without a password check for `lockout_seconds`, doubling with each
+    further lockout up to `max_lockout_seconds`. Password checks run at most `concurrent_checks` at a time,
+    so a flood of guesses cannot take the CPU that logged-in clients need."""
+
+    max_failures: int = 5
+    window_seconds: float = 300
+    lockout_seconds: float = 30
+    max_lockout_seconds: float = 900
+    concurrent_checks: int = 1
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     title: str
@@ -124,9 +155,21 @@ class NodeConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     default_api_root: str | None = None
     max_page_size: int = 1000
+    # A page is cut at this many bytes of objects as well as at `limit` (`more`/`next` continue it).
+    max_page_bytes: int = 16 * 1024 * 1024
+    # Validating one envelope stops after this long; the objects not checked by then are refused.
+    max_validation_seconds: float = 60
+    login_throttle: LoginThrottleConfig = field(default_factory=lambda: LoginThrottleConfig())
     status_retention_hours: int = 168
     threads: int = 16
     validation_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Reads a mirror may ask the node to hold open until the next commit (server/held_reads.py).
+    max_held_reads: int = 4
+    held_read_seconds: int = 30
+    logs: LogConfig = LogConfig()
+    metrics_auth: str = "operator"  # from METRICS_AUTH
+    # The hub's federation file: its dashboard and link metrics show those links (read by the clients layer).
+    federation: Path | None = None
     source: Path | None = None
 
     def find_api_root(self, path: str) -> ApiRootConfig | None:
@@ -174,8 +217,8 @@ class ConfigSection:
 
     def positive_seconds(self, key: str, default: float) -> float:
         value = self.get(key, (int, float), default)
-        if value <= 0:
-            self.fail(f"must be a number of seconds above 0, got {value}", key)
+        if isinstance(value, bool) or value <= 0:
+            self.fail(f"must be a number of seconds above 0, got {value!r}", key)
         return float(value)
 
     def check_known(self, known: set[str]) -> None:
@@ -196,13 +239,17 @@ def read_yaml(path: Path) -> Any:
 
 
 def _collection(section: ConfigSection) -> CollectionConfig:
-    section.check_known({"id", "title", "alias", "description", "allow_custom"})
+    section.check_known({"id", "title", "alias", "description", "allow_custom", "stix_versions"})
     collection_id = section.get("id", str, required=True)
     try:
-        uuid.UUID(collection_id)
+        version = uuid.UUID(collection_id).version
     except ValueError:
+        version = None
+    if version != 4:
         section.fail(
-            f"must be a UUID (TAXII 2.1 §5.2 identifies collections by UUID), got {collection_id!r}", "id"
+            f"must be a version 4 UUID (TAXII 2.1 §2: identifiers are RFC 4122 version 4 UUIDs), got "
+            f"{collection_id!r}; for example {uuid.uuid4()}",
+            "id",
         )
     return CollectionConfig(
         id=collection_id,
@@ -210,7 +257,17 @@ def _collection(section: ConfigSection) -> CollectionConfig:
         alias=section.get("alias", str, None),
         description=section.get("description", str, ""),
         allow_custom=section.get("allow_custom", bool, True),
+        stix_versions=_stix_versions(section),
     )
+
+
+def _stix_versions(section: ConfigSection) -> tuple[str, ...]:
+    versions = [str(v) for v in section.get("stix_versions", list, ["2.1"])]
+    if not versions or set(versions) - set(STIX_VERSIONS):
+        section.fail(
+            f"must list STIX versions out of {', '.join(STIX_VERSIONS)}, got {versions!r}", "stix_versions"
+        )
+    return tuple(v for v in STIX_VERSIONS if v in versions)  # newest first
 
 
 def _api_root(path: str, section: ConfigSection) -> ApiRootConfig:
@@ -334,9 +391,9 @@ def _users(
         if password_hash is None and not certificates:
             user.fail("needs a password_hash (from `taxii-fed users hash`) or certificates, or both")
         roles = user.get("roles", list, [])
-        unknown_roles = set(roles) - {"federation"}
+        unknown_roles = set(roles) - set(ROLES)
         if unknown_roles:
-            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the only role is 'federation'", "roles")
+            user.fail(f"unknown role(s) {sorted(unknown_roles)}; the roles are {', '.join(ROLES)}", "roles")
         users[str(name)] = UserConfig(
             str(name),
             password_hash,
@@ -367,6 +424,38 @@ def _validation_workers(top: ConfigSection) -> int:
     if workers < 0:
         top.fail(f"must be 0 (validate in the server process) or more, got {workers}", "validation_workers")
     return workers
+
+
+def _max_held_reads(top: ConfigSection, threads: int) -> int:
+    """Each held read keeps an HTTP worker thread: at least half of them stay for normal requests."""
+    held = top.get("max_held_reads", int, threads // 4)
+    if not 0 <= held <= threads // 2:
+        top.fail(
+            f"must be between 0 (hold no reads) and half of `threads` ({threads // 2}), got {held}",
+            "max_held_reads",
+        )
+    return held
+
+
+def _held_read_seconds(top: ConfigSection) -> int:
+    seconds = top.positive_int("held_read_seconds", 30)
+    if seconds > 300:
+        top.fail(f"must be at most 300 (a held read keeps a thread), got {seconds}", "held_read_seconds")
+    return seconds
+
+
+def _login_throttle(section: ConfigSection) -> LoginThrottleConfig:
+    defaults = LoginThrottleConfig()
+    section.check_known(
+        {"max_failures", "window_seconds", "lockout_seconds", "max_lockout_seconds", "concurrent_checks"}
+    )
+    return LoginThrottleConfig(
+        max_failures=section.positive_int("max_failures", defaults.max_failures),
+        window_seconds=section.positive_seconds("window_seconds", defaults.window_seconds),
+        lockout_seconds=section.positive_seconds("lockout_seconds", defaults.lockout_seconds),
+        max_lockout_seconds=section.positive_seconds("max_lockout_seconds", defaults.max_lockout_seconds),
+        concurrent_checks=section.positive_int("concurrent_checks", defaults.concurrent_checks),
+    )
 
 
 def _retention_hours(top: ConfigSection) -> int:
@@ -417,6 +506,38 @@ def _limits(section: ConfigSection) -> LimitsConfig:
     )
 
 
+def _logs(top: ConfigSection, base: Path) -> LogConfig:
+    section = ConfigSection(top.data.get("logs") or {}, top.source, "logs")
+    section.check_known({"access", "audit", "rotate_mb", "keep"})
+    access, audit = section.get("access", str, None), section.get("audit", str, None)
+    return LogConfig(
+        access=resolve_path(base, access) if access else None,
+        audit=resolve_path(base, audit) if audit else None,
+        rotate_bytes=section.positive_int("rotate_mb", 100) * 1024 * 1024,
+        keep=section.positive_int("keep", 10),
+    )
+
+
+def _metrics_auth(top: ConfigSection) -> str:
+    section = ConfigSection(top.data.get("metrics") or {}, top.source, "metrics")
+    section.check_known({"auth"})
+    auth = section.get("auth", str, "operator")
+    if auth not in METRICS_AUTH:
+        section.fail(
+            f"must be 'operator' (HTTP Basic, a user with role operator) or 'none', got {auth!r}", "auth"
+        )
+    return auth
+
+
+def _federation_file(top: ConfigSection, base: Path) -> Path | None:
+    if top.data.get("federation") is None:
+        return None
+    path = resolve_path(base, top.get("federation", str))
+    if not path.is_file():
+        top.fail(f"names {path}, which does not exist (the federation file of this hub)", "federation")
+    return path
+
+
 def load_node_config(path: str | Path) -> NodeConfig:
     """Read and validate one node's config file (and the catalogue it names)."""
     path = Path(path)
@@ -432,9 +553,17 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "catalogue",
             "users",
             "max_page_size",
+            "max_page_bytes",
+            "max_validation_seconds",
+            "login_throttle",
             "status_retention_hours",
             "threads",
             "validation_workers",
+            "max_held_reads",
+            "held_read_seconds",
+            "logs",
+            "metrics",
+            "federation",
         }
     )
     node = top.child("node")
@@ -446,6 +575,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
         listen.fail(f"must be a TCP port (0-65535; 0 picks a free one), got {port}", "port")
     tls = _tls(top.child("tls"), base) if top.data.get("tls") else None
     catalogue_path = resolve_path(base, top.get("catalogue", str, required=True))
+    threads = top.positive_int("threads", 16)
     api_roots, default_api_root = load_catalogue(catalogue_path)
     users = _users(ConfigSection(top.data.get("users") or {}, path, "users"), api_roots, tls)
     return NodeConfig(
@@ -462,8 +592,18 @@ def load_node_config(path: str | Path) -> NodeConfig:
         default_api_root=default_api_root,
         users=users,
         max_page_size=top.positive_int("max_page_size", 1000),
+        max_page_bytes=top.positive_int("max_page_bytes", 16 * 1024 * 1024),
+        max_validation_seconds=top.positive_seconds("max_validation_seconds", 60),
+        login_throttle=_login_throttle(
+            ConfigSection(top.data.get("login_throttle") or {}, path, "login_throttle")
+        ),
         status_retention_hours=_retention_hours(top),
-        threads=top.positive_int("threads", 16),
+        threads=threads,
         validation_workers=_validation_workers(top),
+        max_held_reads=_max_held_reads(top, threads),
+        held_read_seconds=_held_read_seconds(top),
+        logs=_logs(top, base),
+        metrics_auth=_metrics_auth(top),
+        federation=_federation_file(top, base),
         source=path,
     )

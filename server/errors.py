@@ -45,7 +45,10 @@ def install_error_handlers(app: Flask) -> None:
         headers = {}
         if error.code == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
-        return error_response(error.code or 500, error.name, error.description or "", headers)
+        description = error.description or ""
+        if error.code == 404:
+            description = "no TAXII resource at this path; the node's discovery resource is at /taxii2/"
+        return error_response(error.code or 500, error.name, description, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

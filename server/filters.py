@@ -18,6 +18,10 @@ from taxii_federation.server.timestamps import TimestampError, parse_micros
 
 MATCH_FIELDS = ("id", "type", "version", "spec_version")
 _SPEC_VERSIONS = {"2.0", "2.1"}
+# A request names at most this many values per filter: each type is one index range, each id one lookup.
+MAX_MATCH_VALUES = 100
+_MAX_NEXT_LENGTH = 200  # the node's own cursors are about 60 characters
+_MAX_MICROS = 2**63 - 1  # storage keeps date_added as a signed 64-bit integer
 
 
 def _bad_parameter(description: str) -> TaxiiError:
@@ -28,6 +32,8 @@ def _values(args: Mapping[str, list[str]], name: str) -> tuple[str, ...]:
     values: list[str] = []
     for raw in args.get(name, []):
         values.extend(part.strip() for part in raw.split(",") if part.strip())
+        if len(values) > MAX_MATCH_VALUES:
+            raise _bad_parameter(f"{name} names more than {MAX_MATCH_VALUES} values; ask in several requests")
     return tuple(dict.fromkeys(values))
 
 
@@ -121,11 +127,13 @@ def encode_next(query: ObjectQuery, scope: str, last_date_added: int) -> str:
 
 def decode_next(token: str, fingerprint: str) -> int:
     try:
+        if len(token) > _MAX_NEXT_LENGTH:
+            raise ValueError("longer than any cursor this node issues")
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         token_fingerprint, after = json.loads(raw)
-        if not isinstance(after, int):
-            raise ValueError("position is not an integer")
-    except (ValueError, TypeError, binascii.Error):
+        if type(after) is not int or not 0 <= after <= _MAX_MICROS:
+            raise ValueError("position is not a date_added")
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise _bad_parameter("next: not a value this node issued; start again without next") from None
     if token_fingerprint != fingerprint:
         raise _bad_parameter(

@@ -3,6 +3,11 @@
 TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 
+
+def stix_media_type(spec_version: str) -> str:
+    return f"application/stix+json;version={spec_version}"
+
+
 # A client may omit the version parameter; without one the newest version the server speaks is meant.
 _ACCEPTABLE = {
     ("application", "taxii+json"),

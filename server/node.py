@@ -6,7 +6,8 @@ lacks the needed access answers 403.
 """
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import Response, current_app, g
 
@@ -14,6 +15,7 @@ from taxii_federation.server.auth import Access, Authenticator, collection_acces
 from taxii_federation.server.cert_auth import CertificateIdentities
 from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
+from taxii_federation.server.held_reads import HeldReads
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from taxii_federation.server.storage.base import Storage
 from taxii_federation.server.validation import EnvelopeValidator
@@ -27,9 +29,14 @@ class Node:
     storage: Storage
     authenticator: Authenticator
     validator: EnvelopeValidator
-    certificates: CertificateIdentities
+    held_reads: HeldReads  # commits wake the reads mirrors hold open (server/held_reads.py)
+    certificates: CertificateIdentities  # who a verified client certificate is (server/cert_auth.py)
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for close in self.on_close:
+            close()
+        self.held_reads.close()
         self.validator.close()
         self.storage.close()
 
@@ -49,6 +56,10 @@ def current_node() -> Node:
     return current_app.extensions[_EXTENSION_KEY]
 
 
+def node_of(app) -> Node:
+    return app.extensions[_EXTENSION_KEY]
+
+
 def current_user() -> UserConfig:
     return g.user
 
@@ -57,13 +68,17 @@ def find_api_root(api_root: str) -> ApiRootConfig:
     root = current_node().config.find_api_root(api_root)
     if root is None or not has_api_root_grant(current_user(), api_root):
         raise TaxiiError(
-            404, "Not Found", f"no API root '{api_root}' on this node for user '{current_user().name}'"
+            404,
+            "Not Found",
+            f"no API root '{api_root[:100]}' on this node for user '{current_user().name}'; "
+            "the discovery resource at /taxii2/ lists yours",
         )
     return root
 
 
 def find_collection(api_root: str, collection_id: str, need: str | None = None) -> CollectionContext:
-    """The collection, if the caller may see it; `need` is 'read' or 'write' when the endpoint needs it."""
+    """The collection, if the caller may see it; `need` is 'read', 'write' or 'read and write' when the
+    endpoint needs it."""
     root = find_api_root(api_root)
     collection = next((c for c in root.collections if c.id == collection_id), None)
     user = current_user()
@@ -74,10 +89,16 @@ def find_collection(api_root: str, collection_id: str, need: str | None = None) 
             "Not Found",
             f"no collection '{collection_id}' in API root '{api_root}' for user '{user.name}'",
         )
-    allowed = {"read": access.can_read, "write": access.can_write, None: True}[need]
+    allowed = {
+        "read": access.can_read,
+        "write": access.can_write,
+        "read and write": access.can_read and access.can_write,
+        None: True,
+    }[need]
     if not allowed:
         label = collection.alias or collection.id
-        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {need}able by '{user.name}'")
+        adjective = {"read": "readable", "write": "writable", "read and write": "readable and writable"}[need]
+        raise TaxiiError(403, "Forbidden", f"collection '{label}' is not {adjective} by '{user.name}'")
     return CollectionContext(root, collection, access)
 
 

@@ -12,8 +12,9 @@ from flask import Flask
 from taxii_federation.server.app import create_app
 from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import error_response
+from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 from taxii_federation.server.http_server import HTTPServer
-from taxii_federation.server.node import current_node
+from taxii_federation.server.node import current_node, node_of
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class RunningNode:
         return f"{scheme}://{self.config.host}:{self.port}/"
 
     def stop(self) -> None:
+        node_of(self.app).held_reads.close()  # held reads answer now, so the worker threads can finish
         self.server.stop()
         with self.app.app_context():
             current_node().close()
@@ -64,9 +66,14 @@ def build_server(
     )
 
 
-def start_node(config: NodeConfig, host: str | None = None, port: int | None = None) -> RunningNode:
+def start_node(
+    config: NodeConfig,
+    host: str | None = None,
+    port: int | None = None,
+    extension: NodeExtension = NO_EXTENSION,
+) -> RunningNode:
     """Start a node in background threads and return once it accepts connections."""
-    app = create_app(config)
+    app = create_app(config, extension=extension)
     try:
         server = build_server(config, app, host, port)
         server.start()
@@ -87,13 +94,18 @@ def _allow_open_files(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
 
 
-def serve_forever(config: NodeConfig, host: str | None = None, port: int | None = None) -> None:
+def serve_forever(
+    config: NodeConfig,
+    host: str | None = None,
+    port: int | None = None,
+    extension: NodeExtension = NO_EXTENSION,
+) -> None:
     _allow_open_files(config.limits.connections)
     stop = threading.Event()
     # SIGTERM (systemd, `kill`, container runtimes) stops the node as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    node = start_node(config, host, port)
+    node = start_node(config, host, port, extension)
     bound_host, bound_port = node.server.bind_addr
     scheme = "https" if config.tls else "http"
     log.info("node %s serving TAXII 2.1 at %s://%s:%s/taxii2/", config.name, scheme, bound_host, bound_port)
@@ -102,4 +114,4 @@ def serve_forever(config: NodeConfig, host: str | None = None, port: int | None 
         while not stop.wait(1):
             pass
     finally:
-        node.stop()
+        node.stop()  # answers held reads at once, then stops the server

@@ -30,6 +30,8 @@ PASSWORDS = {
     "writer": "writer-pass",
     "nogrant": "nogrant-pass",
     "mirror": "mirror-pass",
+    "ops": "ops-pass",
+    "admin": "admin-pass",
 }
 
 
@@ -49,9 +51,11 @@ def write_node_files(
     max_page_size: int = 1000,
     validation_workers: int = 0,
     storage_url: str | None = None,
-    extra: dict | None = None,
+    extra_collections: list[dict] | None = None,
+    **settings,
 ) -> Path:
-    """A node config and catalogue in `folder`; `extra` adds or replaces top-level config keys."""
+    """A node config and catalogue; `extra_collections` go into the 'alliance' API root, `settings` are
+    further top-level keys of the node config."""
     catalogue = {
         "default_api_root": "alliance",
         "api_roots": {
@@ -61,6 +65,7 @@ def write_node_files(
                 "collections": [
                     {"id": COLLECTION_ID, "alias": "alliance-indicators", "title": "Alliance indicators"},
                     {"id": STRICT_ID, "alias": "strict", "title": "Strict STIX only", "allow_custom": False},
+                    *(extra_collections or []),
                 ],
             },
             "national": {
@@ -88,6 +93,7 @@ def write_node_files(
         "threads": 12,
         # Inline validation keeps each test node to one process; test_objects covers the worker pool.
         "validation_workers": validation_workers,
+        "logs": {"access": "access.log", "audit": "audit.log"},
         "users": {
             "cert": user(
                 PASSWORDS["cert"],
@@ -113,9 +119,15 @@ def write_node_files(
                 ],
                 roles=["federation"],
             ),
+            "ops": user(PASSWORDS["ops"], [], roles=["operator"]),
+            "admin": user(
+                PASSWORDS["admin"],
+                [{"api_root": "alliance", "collections": "*", "access": "read"}],
+                roles=["admin"],
+            ),
         },
+        **settings,
     }
-    config.update(extra or {})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalogue.yaml").write_text(yaml.safe_dump(catalogue))
     path = folder / "node.yaml"
@@ -248,11 +260,15 @@ SHARED_INDICATORS = {
 
 
 def post_envelope(
-    base_url: str, objects: list[dict], collection_id: str = COLLECTION_ID, user: str = "cert"
+    base_url: str,
+    objects: list[dict],
+    collection_id: str = COLLECTION_ID,
+    user: str = "cert",
+    api_root: str = "alliance",
 ) -> dict:
     """POST objects to a node's collection as `user`; returns the status (asserting 202)."""
     response = requests.post(
-        f"{base_url}alliance/collections/{collection_id}/objects/",
+        f"{base_url}{api_root}/collections/{collection_id}/objects/",
         data=json.dumps({"objects": objects}),
         auth=(user, PASSWORDS[user]),
         headers=HEADERS,
@@ -263,14 +279,18 @@ def post_envelope(
 
 
 def walk(
-    base_url: str, resource: str = "objects/", collection_id: str = COLLECTION_ID, **params
+    base_url: str,
+    resource: str = "objects/",
+    collection_id: str = COLLECTION_ID,
+    api_root: str = "alliance",
+    **params,
 ) -> list[dict]:
     """Every item of a paged resource, following `next` as a client does (always with `limit`, which
     medallion needs alongside `next`)."""
     items, params = [], {"limit": 100, **params}
     for _ in range(10_000):
         response = requests.get(
-            f"{base_url}alliance/collections/{collection_id}/{resource}",
+            f"{base_url}{api_root}/collections/{collection_id}/{resource}",
             params=params,
             auth=("soc", PASSWORDS["soc"]),
             headers={"Accept": TAXII},

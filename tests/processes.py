@@ -3,6 +3,7 @@ listens on it."""
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +36,19 @@ def wait_until_listening(
 
 
 def start_listening_server(
-    command: list[str], port: int, log_path: Path, name: str, seconds: float = 60
+    command: list[str], port: int, log_path: Path, name: str, seconds: float = 60, env: dict | None = None
 ) -> subprocess.Popen:
     """Start a server whose output goes to `log_path` (a file: an unread pipe would fill and stall it) and
     return once it listens on `port`."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log:  # appended: a restarted server keeps its predecessor's last words
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     wait_until_listening(port, process, name, seconds, log_path.read_text)
     return process
+
+
+CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
+
+
+def taxii_fed(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `taxii-fed ARGS` as an operator types it, with its output captured as text."""
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)

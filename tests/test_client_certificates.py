@@ -62,9 +62,7 @@ def _node_config(tmp_path: Path, pki: Pki, users: dict, client_certificates: str
         "client_ca": str(pki.ca.files.cert),
         "client_certificates": client_certificates,
     }
-    path = write_node_files(
-        tmp_path / "node", storage_url=f"sqlite:{tmp_path / 'node.db'}", extra={"tls": tls}
-    )
+    path = write_node_files(tmp_path / "node", storage_url=f"sqlite:{tmp_path / 'node.db'}", tls=tls)
     data = yaml.safe_load(path.read_text())
     data["users"].update(users)
     path.write_text(yaml.safe_dump(data))
@@ -236,6 +234,43 @@ def _until(check, seconds: float = 10.0):
             return result
         time.sleep(0.2)
     raise AssertionError("the node did not pick up the new files in time")
+
+
+def test_an_edited_certificate_mapping_applies_to_the_running_node(node, pki):
+    """Renewing a certificate mapped by fingerprint means editing users.NAME.certificates: the running
+    node takes the new mapping with the rest of its users (server/user_reload.py), no restart."""
+    old, renewed = pki.client("old", "sensor"), pki.client("renewed", "sensor")
+    sensor = {
+        "password_hash": _password_hash(PASSWORDS["soc"]),
+        "certificates": [{"sha256": _fingerprint(old)}],
+        "grants": GRANT,
+    }
+    running = node({"sensor": sensor})
+    assert _get(running, pki, old).status_code == 200
+    assert _get(running, pki, renewed).status_code == 401
+    config_path = running.config.source
+    data = yaml.safe_load(config_path.read_text())
+    data["users"]["sensor"]["certificates"] = [{"sha256": _fingerprint(renewed)}]
+    config_path.write_text(yaml.safe_dump(data))
+    _until(lambda: _get(running, pki, renewed).status_code == 200)
+    assert _get(running, pki, old).status_code == 401
+    # Passwords and certificates were reloaded as one user table: both credentials are still one user.
+    assert _get(running, pki, renewed, auth=("sensor", PASSWORDS["soc"])).status_code == 200
+
+
+def test_refused_certificate_logins_are_audited(tmp_path, pki):
+    audit = tmp_path / "audit.log"
+    path = _node_config(tmp_path, pki, {})
+    data = yaml.safe_load(path.read_text())
+    data["logs"] = {"audit": str(audit)}
+    path.write_text(yaml.safe_dump(data))
+    running = start_node(load_node_config(path))
+    try:
+        assert _get(running, pki, pki.client("unknown", "unknown.example")).status_code == 401
+    finally:
+        running.stop()
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(event["event"], event["user"]) for event in events] == [("login_failed", None)], events
 
 
 def test_the_node_certificate_and_client_ca_are_reloaded_without_a_restart(node, pki):

@@ -71,8 +71,19 @@ def test_catalogue_errors_name_the_catalogue_file(tmp_path):
     catalogue = tmp_path / "catalogue.yaml"
     _edit(catalogue, lambda data: data["api_roots"]["alliance"]["collections"][0].update(id="not-a-uuid"))
     with pytest.raises(
-        ConfigError, match=r"catalogue\.yaml: api_roots\.alliance\.collections\[0\]\.id: must be a UUID"
+        ConfigError,
+        match=r"catalogue\.yaml: api_roots\.alliance\.collections\[0\]\.id: must be a version 4 UUID",
     ):
+        load_node_config(path)
+
+
+def test_a_collection_id_must_be_a_version_4_uuid(tmp_path):
+    """TAXII 2.1 §2: "identifier: An RFC 4122-compliant Version 4 UUID" (the demo ids were version 5)."""
+    path = write_node_files(tmp_path)
+    catalogue = tmp_path / "catalogue.yaml"
+    version_5 = "f49b145a-f9bc-5fd2-ab3a-30d84be5f18b"
+    _edit(catalogue, lambda data: data["api_roots"]["alliance"]["collections"][0].update(id=version_5))
+    with pytest.raises(ConfigError, match="must be a version 4 UUID .* for example"):
         load_node_config(path)
 
 

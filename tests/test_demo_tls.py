@@ -95,3 +95,21 @@ def test_federation_up_tls_runs_the_alliance_over_https_with_mtls_links(tmp_path
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_federation_check_tls_names_a_node_that_does_not_map_its_mirrors_certificate(tmp_path):
+    agreement = {**SHARED_INDICATORS, "members": ["ua"]}
+    path = write_federation_files(tmp_path, [agreement], members=("hub", "ua"))
+    pki = tmp_path / "pki"
+    tls = ["--tls", "--pki", str(pki), "--config", str(path)]
+    subprocess.run([*CLI, "pki", "init", "--config", str(path), "--pki", str(pki)], check=True, timeout=60)
+    unmapped = subprocess.run([*CLI, "federation", "check", *tls], capture_output=True, text=True, timeout=60)
+    assert unmapped.returncode == 1
+    assert f"FAIL ua: the client certificate {pki / 'mirror-ua.crt'}" in unmapped.stdout
+    assert "is not mapped to user 'mirror'" in unmapped.stdout
+    refused = subprocess.run([*CLI, "federation", "up", *tls], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "nothing was started" in refused.stderr
+    _map_mirror_certificates(path)
+    mapped = subprocess.run([*CLI, "federation", "check", *tls], capture_output=True, text=True, timeout=60)
+    assert mapped.returncode == 0, mapped.stdout
+    assert f"OK   ua: client certificate {pki / 'mirror-ua.crt'} is user 'mirror'" in mapped.stdout

@@ -5,13 +5,16 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from taxii_federation.clients.federation.alliance import start_alliance
 from taxii_federation.clients.federation.config import load_federation_config
 from taxii_federation.clients.federation.policy import TLP_MARKINGS
+from taxii_federation.server.node import node_of
 from tests.conftest import (
     COLLECTION_ID,
     PASSWORDS,
@@ -33,8 +36,13 @@ TLP2_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
 def alliance_factory(tmp_path):
     started = []
 
-    def start(agreements=(SHARED_INDICATORS,), run_links=False, poll_interval=0.2):
+    def start(agreements=(SHARED_INDICATORS,), run_links=False, poll_interval=0.2, node_settings=None):
         path = write_federation_files(tmp_path / f"fed-{len(started)}", list(agreements), poll_interval)
+        for member in yaml.safe_load(path.read_text())["members"].values():
+            node_config = Path(member["node_config"])
+            node_config.write_text(
+                yaml.safe_dump({**yaml.safe_load(node_config.read_text()), **(node_settings or {})})
+            )
         alliance = start_alliance(load_federation_config(path), run_links=run_links)
         started.append(alliance)
         return alliance
@@ -227,8 +235,9 @@ def _wait_for(predicate, timeout: float) -> float:
     raise AssertionError(f"not reached within {timeout} s")
 
 
-def test_a_member_that_is_down_catches_up_and_delays_no_one_else(alliance_factory):
-    alliance = alliance_factory(run_links=True, poll_interval=0.2)
+def test_a_member_that_is_down_catches_up_at_once_when_back_and_delays_no_one_else(alliance_factory):
+    # A poll interval of 2 s makes the backoff after two failures 4-8 s: only the probe can beat it.
+    alliance = alliance_factory(run_links=True, poll_interval=2)
     ro = alliance.nodes["ro"]
     ro_config, ro_port = ro.config, ro.port
     ro.stop()
@@ -237,10 +246,53 @@ def test_a_member_that_is_down_catches_up_and_delays_no_one_else(alliance_factor
     expected = _by_key(objects)
     seconds = _wait_for(lambda: set(_by_key(holdings(alliance, "md"))) == set(expected), timeout=30)
     assert seconds < 5, f"md waited {seconds:.1f} s while ro was down"
-    assert alliance.federation.state.links()["hub->ro:alliance-indicators"].last_error
+    errors = set()
+
+    def failed_twice() -> bool:
+        errors.add(alliance.federation.state.links()["hub->ro:alliance-indicators"].last_error_at)
+        return len(errors - {None}) >= 2
+
+    _wait_for(failed_twice, timeout=30)
     alliance.nodes["ro"] = _restart_on(ro_config, ro_port)
-    _wait_for(lambda: set(_by_key(holdings(alliance, "ro"))) == set(expected), timeout=90)
+    seconds = _wait_for(lambda: set(_by_key(holdings(alliance, "ro"))) == set(expected), timeout=90)
+    assert seconds < 4, f"ro caught up {seconds:.1f} s after it came back"
     assert _by_key(holdings(alliance, "ro")) == expected
+
+
+def test_links_between_our_nodes_wake_on_commit_not_on_the_poll_interval(alliance_factory):
+    alliance = alliance_factory(run_links=True, poll_interval=30)
+    _wait_for(lambda: _held_at(alliance, "hub") == 1, timeout=30)
+    objects = load_bundle("oasis-examples/apt1.json")[:5]
+    publish(alliance, "ro", objects)
+    seconds = _wait_for(
+        lambda: all(len(holdings(alliance, m)) == len(objects) for m in ("hub", "ua", "md")), timeout=30
+    )
+    assert seconds < 5, f"a publication at ro took {seconds:.1f} s to reach every member"
+
+
+def _held_at(alliance, member: str) -> int:
+    return node_of(alliance.nodes[member].app).held_reads.held
+
+
+def test_idle_links_make_no_requests_and_the_hub_holds_one_read_per_collection(alliance_factory):
+    reference = dict(SHARED_INDICATORS, collection="strict", direction="from-hub")
+    alliance = alliance_factory([SHARED_INDICATORS, reference], run_links=True, poll_interval=0.2)
+    publish(alliance, "ua", load_bundle("oasis-examples/apt1.json")[:5])
+    assert _wait_for(lambda: len(holdings(alliance, "md")) == 5, timeout=30) < 5
+    # Six links read the hub (three members, two collections): one held read per collection serves them.
+    _wait_for(lambda: [_held_at(alliance, m) for m in ("hub", "ua", "ro", "md")] == [2, 1, 1, 1], timeout=30)
+    passes = {name: state.last_success for name, state in alliance.federation.state.links().items()}
+    time.sleep(2)  # ten poll intervals: a polling link would have passed ten times by now
+    assert {name: state.last_success for name, state in alliance.federation.state.links().items()} == passes
+
+
+def test_sources_that_hold_no_reads_are_polled(alliance_factory):
+    alliance = alliance_factory(run_links=True, poll_interval=0.2, node_settings={"max_held_reads": 0})
+    objects = load_bundle("oasis-examples/apt1.json")[:5]
+    publish(alliance, "ua", objects)
+    seconds = _wait_for(lambda: len(holdings(alliance, "md")) == len(objects), timeout=30)
+    assert seconds < 5
+    assert _held_at(alliance, "hub") == 0
 
 
 def _restart_on(config, port):

@@ -69,12 +69,12 @@ def test_federation_up_status_and_mirror_once_from_the_command_line(tmp_path):
     assert process.returncode == 0
 
 
-def test_federation_status_reports_an_unreachable_member(tmp_path):
+def test_federation_status_reports_an_unreachable_member_and_exits_non_zero(tmp_path):
     path = write_federation_files(tmp_path, [SHARED_INDICATORS])
     result = subprocess.run(
         [*CLI, "federation", "status", "--config", str(path)], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 0
+    assert result.returncode == 1  # usable from monitoring: any failing link fails the command
     assert "FAIL ua->hub:alliance-indicators" in result.stdout
     assert "source unreachable" in result.stdout
 

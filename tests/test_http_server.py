@@ -40,7 +40,7 @@ def _config(tmp_path: Path, pki: LocalCA | None = None, **extra):
     if pki is not None:
         server = pki.issue_server(tmp_path / "pki", "node", ["127.0.0.1", "localhost"])
         extra["tls"] = {"cert": str(server.cert), "key": str(server.key), **extra.get("tls", {})}
-    path = write_node_files(tmp_path / "node", storage_url=f"sqlite:{tmp_path / 'node.db'}", extra=extra)
+    path = write_node_files(tmp_path / "node", storage_url=f"sqlite:{tmp_path / 'node.db'}", **extra)
     return load_node_config(path)
 
 

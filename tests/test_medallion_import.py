@@ -2,16 +2,23 @@
 order its SOC pollers walk them in."""
 
 import datetime
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from medallion.backends.memory_backend import MemoryBackend
 
 from taxii_federation.server.config import load_node_config
 from taxii_federation.server.serve import start_node
+from taxii_federation.server.storage import open_storage
+from taxii_federation.server.storage.base import ObjectQuery
+from taxii_federation.server.storage.medallion_import import import_medallion
 from tests.conftest import COLLECTION_ID, PASSWORDS, free_port, load_bundle, walk, write_node_files
 from tests.medallion_member import MedallionMember
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _medallion_data_file(member: MedallionMember) -> list[dict]:
@@ -83,3 +90,33 @@ def test_an_imported_medallion_collection_reads_the_same_at_our_node(tmp_path):
             node.stop()
     finally:
         medallion.stop()
+
+
+def test_import_keeps_the_stix_version_of_each_object(tmp_path):
+    """A medallion collection fed STIX 2.0 (objects without spec_version) stays STIX 2.0 at our node: the
+    written catalogue lets the collection store 2.0, and match[spec_version]=2.0 finds the objects."""
+    folder = tmp_path / "medallion"
+    folder.mkdir()
+    backend = MemoryBackend(filename=None)
+    backend.data = {"alliance": {"information": {"title": "Alliance"}, "status": [], "collections": []}}
+    legacy = json.loads((REPO / "tests/data/attack-stix20/ics-attack.json").read_text())["objects"][:20]
+    collection = {
+        "id": COLLECTION_ID,
+        "title": "legacy",
+        "can_read": True,
+        "can_write": True,
+        "media_types": ["application/stix+json;version=2.0"],
+        "objects": [],
+    }
+    backend.data["alliance"]["collections"].append({**collection, "manifest": []})
+    backend.add_objects("alliance", COLLECTION_ID, {"objects": legacy}, datetime.datetime.now(datetime.UTC))
+    backend.save_data_to_file(str(folder / "data.json"))
+    destination = open_storage(f"sqlite:{tmp_path / 'imported.db'}")
+    try:
+        report = import_medallion(folder / "data.json", destination)
+        page = destination.query(ObjectQuery(COLLECTION_ID, limit=100, spec_versions=("2.0",)))
+    finally:
+        destination.close()
+    assert {item.id for item in page.items} == {o["id"] for o in legacy}
+    (entry,) = report.catalogue["api_roots"]["alliance"]["collections"]
+    assert entry["stix_versions"] == ["2.1", "2.0"]

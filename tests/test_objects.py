@@ -59,7 +59,7 @@ def test_invalid_objects_are_reported_one_by_one_and_the_valid_ones_stored(node)
     assert status["success_count"] == 2 and status["failure_count"] == 4
     messages = {f["id"]: f["message"] for f in status["failures"]}
     assert "created" in messages[broken_indicator["id"]]
-    assert "'spec_version' must be '2.1'" in messages[old_spec["id"]]
+    assert "'spec_version' '2.0' is not one this collection stores" in messages[old_spec["id"]]
     assert any("object #2 has no valid 'id'" in f["message"] for f in status["failures"])
     assert any("object #5 is not a JSON object" in f["message"] for f in status["failures"])
     stored = {o["id"] for o in node.session().get(node.objects_url()).json()["objects"]}

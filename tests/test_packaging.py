@@ -32,6 +32,7 @@ def test_the_wheel_installs_one_distinct_package_and_medallion_only_as_an_extra(
     assert top_level == {"taxii_federation"}
     assert "taxii_federation/server/app.py" in names
     assert "taxii_federation/clients/federation/mirror.py" in names
+    assert "taxii_federation/clients/federation/templates/federation/dashboard.html" in names
     requirements = metadata.get_all("Requires-Dist")
     runtime = [r for r in requirements if "extra ==" not in r]
     assert not any(r.startswith("medallion") for r in runtime), runtime

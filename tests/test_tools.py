@@ -77,7 +77,7 @@ def test_invalid_objects_are_all_reported_before_anything_is_sent(node, tmp_path
     refused = _run(["publish", str(bundle), "--collection", node.collection_url()])
     assert refused.returncode == 1
     assert "2 invalid objects; nothing was sent" in refused.stdout
-    assert f"{apt1[1]['id']}: Invalid value for" in refused.stdout and "'created'" in refused.stdout
+    assert f"{apt1[1]['id']}: 'created': 'yesterday' is not a UTC timestamp" in refused.stdout
     assert walk(node.url) == []
     rest = _run(["publish", str(bundle), "--collection", node.collection_url(), "--skip-invalid"])
     assert rest.returncode == 1  # something was still wrong
@@ -137,6 +137,31 @@ def test_poll_resumes_from_its_cursor_and_follow_sees_new_objects(node, tmp_path
     publisher.join(timeout=60)
     assert followed.returncode == 0, followed.stderr
     assert [o["id"] for o in _read_jsonl(out)] == [o["id"] for o in apt1 + poisonivy]
+    poll_lines = [line for line in followed.stderr.splitlines() if " poll " in line]
+    assert len(poll_lines) == 25 and poll_lines[-1].endswith(_cursor_text(out))
+    assert followed.stderr.splitlines()[-1].startswith(
+        f"followed 25 polls: received {len(poisonivy) - 50} objects"
+    )
+
+
+def _cursor_text(out) -> str:
+    return "cursor " + json.loads((out.parent / (out.name + ".cursor")).read_text())["added_after"]
+
+
+def test_follow_ends_on_ctrl_c_with_a_summary(node, tmp_path):
+    post_envelope(node.url, load_bundle("oasis-examples/apt1.json"))
+    out = tmp_path / "feed.jsonl"
+    command = [*CLI, "poll", "--collection", node.collection_url(), "--out", str(out), "--format", "jsonl"]
+    process = subprocess.Popen(
+        [*command, "--follow", "--interval", "0.2"], stderr=subprocess.PIPE, text=True, env=_env("soc")
+    )
+    first = process.stderr.readline()
+    assert " poll 1: " in first and "new objects" in first
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[1]
+    assert process.returncode == 0
+    assert rest.splitlines()[-1].startswith("followed ") and "received " in rest.splitlines()[-1]
+    assert len(_read_jsonl(out)) == len(load_bundle("oasis-examples/apt1.json"))
 
 
 def test_poll_writes_a_stix_bundle_and_filters_by_type(node, tmp_path):

@@ -32,6 +32,9 @@ class Member(Endpoint):
     # after each page; other servers (medallion gives a whole POST one date_added) only after a full walk.
     server: str = "taxii-fed"
     node_tls: TlsConfig | None = None  # `federation up --tls`: the TLS of the node it runs for this member
+    paused: bool = False  # its links are shown, not run (maintenance at the member)
+    password_from: str = ""  # where the password was read, for messages: "password_file PATH"
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -61,25 +64,33 @@ class FederationConfig:
     members: dict[str, Member]
     agreements: tuple[Agreement, ...]
     state_path: Path
-    poll_interval: float
+    poll_interval: float  # for sources that do not hold reads (medallion, OpenTAXII)
     demo_users: tuple[DemoUser, ...] = ()
+    link_workers: int = 8  # link passes that run at once
+    lagging_after_seconds: float = 60.0  # a link whose oldest unread object waited longer is lagging
+    source: Path | None = None
+    agreements_path: Path | None = None
+    files: tuple[Path, ...] = ()  # every file it was read from: a change to any of them is a new config
+    demo_pki: Path | None = None  # `federation up --tls`: the demo CA folder every member's TLS comes from
 
 
-def _password(section: ConfigSection, base: Path) -> str | None:
+def _password(section: ConfigSection, base: Path) -> tuple[str | None, str, Path | None]:
+    """The password (None: the link logs in with its client certificate only), where it came from (for
+    messages) and the file that holds it, if one does."""
     if "password_env" in section.data:
         name = section.get("password_env", str)
         if name not in os.environ:
             section.fail(
                 f"environment variable {name} is not set; export the member's password in it", "password_env"
             )
-        return os.environ[name]
+        return os.environ[name], f"{section.key}.password_env {name}", None
     if "password_file" not in section.data:
         if section.data.get("client_cert"):
-            return None  # the link logs in with its client certificate only
+            return None, f"{section.key}.client_cert", None
         section.fail("needs password_file, password_env or client_cert (with client_key)")
     path = resolve_path(base, section.get("password_file", str, required=True))
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip(), f"{section.key}.password_file {path}", path
     except OSError as error:
         section.fail(f"cannot read {path}: {error.strerror}", "password_file")
 
@@ -95,7 +106,7 @@ def _credential_file(section: ConfigSection, base: Path, key: str) -> str | None
 
 
 def _member(name: str, section: ConfigSection, base: Path) -> Member:
-    section.check_known({"url", "api_root", "credentials", "ca_bundle", "node_config", "server"})
+    section.check_known({"url", "api_root", "credentials", "ca_bundle", "node_config", "server", "paused"})
     url = section.get("url", str, required=True)
     if not url.startswith(("http://", "https://")):
         section.fail(f"must be an http:// or https:// URL, got {url!r}", "url")
@@ -106,17 +117,21 @@ def _member(name: str, section: ConfigSection, base: Path) -> Member:
     credentials.check_known({"user", "password_file", "password_env", "client_cert", "client_key"})
     ca_bundle = section.get("ca_bundle", str, None)
     node_config = section.get("node_config", str, None)
+    password, password_from, password_file = _password(credentials, base)
     return Member(
         name=name,
         url=url.rstrip("/") + "/",
         api_root=section.get("api_root", str, required=True).strip("/"),
         user=credentials.get("user", str, required=True),
-        password=_password(credentials, base),
+        password=password,
         ca_bundle=str(resolve_path(base, ca_bundle)) if ca_bundle else None,
         client_cert=_credential_file(credentials, base, "client_cert"),
         client_key=_credential_file(credentials, base, "client_key"),
         node_config=resolve_path(base, node_config) if node_config else None,
         server=server,
+        paused=section.get("paused", bool, False),
+        password_from=password_from,
+        password_file=password_file,
     )
 
 
@@ -173,22 +188,39 @@ def _check_catalogues(
                 )
 
 
-def load_federation_config(path: str | Path) -> FederationConfig:
+def load_federation_config(path: str | Path, agreements_path: Path | None = None) -> FederationConfig:
+    """Read and validate a federation file; `agreements_path` reads the agreements from another file than
+    the one it names (an edit about to replace it)."""
     path = Path(path)
     base = path.resolve().parent
     top = ConfigSection(read_yaml(path), path, "")
-    top.check_known({"hub", "poll_interval_seconds", "agreements", "state", "members", "demo_users"})
+    top.check_known(
+        {
+            "hub",
+            "poll_interval_seconds",
+            "link_workers",
+            "lagging_after_seconds",
+            "agreements",
+            "state",
+            "members",
+            "demo_users",
+        }
+    )
     members_section = top.child("members")
     members = {
         str(name): _member(str(name), members_section.child(str(name)), base) for name in members_section.data
     }
+    password_files = [member.password_file for member in members.values() if member.password_file]
     hub = top.get("hub", str, required=True)
     if hub not in members:
         top.fail(f"names {hub!r}, which is not one of the members", "hub")
     poll_interval = top.get("poll_interval_seconds", (int, float), 5)
     if poll_interval <= 0:
         top.fail(f"must be above 0, got {poll_interval}", "poll_interval_seconds")
-    agreements_path = resolve_path(base, top.get("agreements", str, required=True))
+    lagging_after = top.get("lagging_after_seconds", (int, float), 60)
+    if lagging_after <= 0:
+        top.fail(f"must be above 0, got {lagging_after}", "lagging_after_seconds")
+    agreements_path = agreements_path or resolve_path(base, top.get("agreements", str, required=True))
     agreements_top = ConfigSection(read_yaml(agreements_path), agreements_path, "")
     agreements_top.check_known({"agreements"})
     agreements = tuple(
@@ -204,4 +236,9 @@ def load_federation_config(path: str | Path) -> FederationConfig:
         resolve_path(base, top.get("state", str, required=True)),
         float(poll_interval),
         demo_users,
+        link_workers=top.positive_int("link_workers", 8),
+        lagging_after_seconds=float(lagging_after),
+        source=path,
+        agreements_path=agreements_path,
+        files=(path, agreements_path, *password_files),
     )

@@ -40,6 +40,8 @@ class LinkRun:
     already_present: int = 0
     echoes: int = 0
     held: Counter = field(default_factory=Counter)
+    # The checkpoint after the pass: the source held nothing after it when the pass last read it.
+    checkpoint: str | None = None
 
 
 class Mirror:
@@ -76,6 +78,7 @@ class Mirror:
         if not checkpoint_each_page:
             # Only a full walk proves nothing with the same date_added is still unread.
             self.state.advance(self.link.name, last_seen, total.seen, total.stored, walk_held, caught_up=True)
+        total.checkpoint = last_seen or checkpoint
         return total
 
     def _mirror_page(self, page: SourcePage) -> LinkRun:

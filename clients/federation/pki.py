@@ -237,9 +237,10 @@ def with_demo_tls(config, folder: Path = DEMO_PKI):
             member,
             url="https://" + member.url.split("://", 1)[1],
             password=None,
+            password_from=f"client certificate {folder / f'mirror-{name}.crt'}",
             ca_bundle=ca_cert,
             client_cert=str(folder / f"mirror-{name}.crt"),
             client_key=str(folder / f"mirror-{name}.key"),
             node_tls=node_tls,
         )
-    return replace(config, members=members)
+    return replace(config, members=members, demo_pki=folder)

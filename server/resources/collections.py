@@ -4,7 +4,7 @@ from flask import Blueprint
 
 from taxii_federation.server.auth import Access, collection_access
 from taxii_federation.server.config import CollectionConfig
-from taxii_federation.server.media import STIX_MEDIA_TYPE
+from taxii_federation.server.media import stix_media_type
 from taxii_federation.server.node import current_user, find_api_root, find_collection, taxii_response
 
 blueprint = Blueprint("collections", __name__)
@@ -16,7 +16,7 @@ def collection_body(collection: CollectionConfig, access: Access) -> dict:
         "title": collection.title,
         "can_read": access.can_read,
         "can_write": access.can_write,
-        "media_types": [STIX_MEDIA_TYPE],
+        "media_types": [stix_media_type(version) for version in collection.stix_versions],
     }
     if collection.description:
         body["description"] = collection.description

@@ -1,6 +1,6 @@
 """Server discovery, GET /taxii2/ (TAXII 2.1 §4.1)."""
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from taxii_federation.server.auth import has_api_root_grant
 from taxii_federation.server.node import current_node, current_user, taxii_response
@@ -18,8 +18,10 @@ def get_discovery():
         body["description"] = config.description
     if config.contact:
         body["contact"] = config.contact
+    # §4.1.1: API root URLs are HTTPS absolute URLs or relative ones. Relative ones ('/alliance/') are right
+    # behind any proxy or port and are never built from the client's Host header, which an attacker chooses.
     if config.default_api_root in visible:
-        body["default"] = request.host_url + config.default_api_root + "/"
+        body["default"] = f"/{config.default_api_root}/"
     if visible:
-        body["api_roots"] = [request.host_url + path + "/" for path in visible]
+        body["api_roots"] = [f"/{path}/" for path in visible]
     return taxii_response(body)

@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from taxii_federation.server.filters import MATCH_FIELDS
-from taxii_federation.server.media import STIX_MEDIA_TYPE
+from taxii_federation.server.media import stix_media_type
 from taxii_federation.server.node import find_collection, taxii_response
 from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
 from taxii_federation.server.timestamps import format_micros
@@ -23,8 +23,8 @@ def get_manifest(api_root: str, collection_id: str):
             {
                 "id": item.id,
                 "date_added": format_micros(item.date_added),
-                "version": format_micros(item.version),
-                "media_type": STIX_MEDIA_TYPE,
+                "version": item.version_shown,  # §5.6: the object's own modified (or created)
+                "media_type": stix_media_type(item.spec_version),
             }
             for item in page.items
         ]

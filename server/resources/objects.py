@@ -1,18 +1,22 @@
 """Objects (TAXII 2.1 §5.3-§5.7): list and add objects; get and delete one object."""
 
 import json
+import math
 
 from flask import Blueprint, Response, request
 
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.filters import MATCH_FIELDS, parse_query
+from taxii_federation.server.held_reads import WAIT_HEADER
 from taxii_federation.server.ingest import (
     LINK_PROPERTY,
     PROVENANCE_PROPERTY,
     ingest_envelope,
+    is_federation_caller,
     wants_provenance,
 )
 from taxii_federation.server.node import current_node, find_collection, taxii_response
+from taxii_federation.server.observability.audit import note_delete, note_ingest
 from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
 from taxii_federation.server.resources.status import status_body
 from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Page
@@ -24,7 +28,9 @@ _ONE_PARAMETERS = {"added_after", "limit", "next", "match[version]", "match[spec
 _DELETE_PARAMETERS = {"match[version]", "match[spec_version]"}
 
 
-def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
+def envelope_response(
+    query: ObjectQuery, page: Page, scope: str, headers: dict[str, str] | None = None
+) -> Response:
     # Stored bodies are already JSON text: joining them avoids decoding and re-encoding every object.
     fields = page_fields(query, page, scope)
     if page.items and wants_provenance():
@@ -33,20 +39,42 @@ def envelope_response(query: ObjectQuery, page: Page, scope: str) -> Response:
     text = json.dumps(fields)
     if page.items:
         text = text[:-1] + ',"objects":[' + ",".join(item.body for item in page.items) + "]}"
-    return taxii_response(text, headers=date_added_headers(page))
+    return taxii_response(text, headers={**date_added_headers(page), **(headers or {})})
+
+
+def _requested_wait() -> float | None:
+    """How long a federation account asks an empty read to be held (server/held_reads.py); None for
+    everyone else, who get plain TAXII whatever they send."""
+    text = request.headers.get(WAIT_HEADER)
+    if text is None or not is_federation_caller():
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise TaxiiError(400, "Bad Request", f"{WAIT_HEADER} must be a number of seconds, got {text!r}")
+    return seconds
 
 
 @blueprint.get("/<api_root>/collections/<collection_id>/objects/")
 def get_objects(api_root: str, collection_id: str):
     find_collection(api_root, collection_id, need="read")
+    wait, node = _requested_wait(), current_node()
+    generation = node.held_reads.generation(collection_id)
     query, page = read_page(_LIST_PARAMETERS, collection_id, "objects")
-    return envelope_response(query, page, "objects")
+    if wait is None or page.items:
+        return envelope_response(query, page, "objects")
+    page, granted = node.held_reads.hold(query, generation, wait, node.storage.query)
+    return envelope_response(query, page, "objects", {WAIT_HEADER: f"{granted:g}"})
 
 
 @blueprint.post("/<api_root>/collections/<collection_id>/objects/")
 def add_objects(api_root: str, collection_id: str):
     context = find_collection(api_root, collection_id, need="write")
-    return taxii_response(status_body(ingest_envelope(context)), status=202)
+    record = ingest_envelope(context)
+    note_ingest(context.collection.alias or context.collection.id, record)
+    return taxii_response(status_body(record), status=202)
 
 
 def _require_object(collection_id: str, object_id: str) -> None:
@@ -67,12 +95,15 @@ def get_object(api_root: str, collection_id: str, object_id: str):
 
 @blueprint.delete("/<api_root>/collections/<collection_id>/objects/<object_id>/")
 def delete_object(api_root: str, collection_id: str, object_id: str):
-    find_collection(api_root, collection_id, need="write")
+    # TAXII 2.1 §5.7: deleting needs read and write access, so a write-only user cannot learn from the
+    # answer whether an object exists.
+    context = find_collection(api_root, collection_id, need="read and write")
     args = request.args.to_dict(flat=False)
     query = parse_query(args, _DELETE_PARAMETERS, collection_id, 1, "delete", object_id)
     # Without match[version] every version goes (TAXII 2.1 §5.7).
     versions = query.versions if "match[version]" in args else (VERSION_ALL,)
     deleted = current_node().storage.delete_object(collection_id, object_id, versions, query.spec_versions)
+    note_delete(context.collection.alias or context.collection.id, object_id, deleted)
     if not deleted:
         _require_object(collection_id, object_id)
         raise TaxiiError(404, "Not Found", f"no version of '{object_id}' matches the given filters")

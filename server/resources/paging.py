@@ -21,7 +21,9 @@ def read_page(
     node = current_node()
     args = request.args.to_dict(flat=False)
     query = parse_query(args, allowed, collection_id, node.config.max_page_size, scope, object_id)
-    return query, node.storage.query(replace(query, with_bodies=with_bodies))
+    # Returned as run, so that a held read (server/held_reads.py) reads again with the same page limits.
+    query = replace(query, with_bodies=with_bodies, max_bytes=node.config.max_page_bytes)
+    return query, node.storage.query(query)
 
 
 def page_fields(query: ObjectQuery, page: Page, scope: str) -> dict:

@@ -5,7 +5,6 @@ from flask import Blueprint
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.node import find_collection, taxii_response
 from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
-from taxii_federation.server.timestamps import format_micros
 
 blueprint = Blueprint("versions", __name__)
 
@@ -21,5 +20,5 @@ def get_versions(api_root: str, collection_id: str, object_id: str):
         raise TaxiiError(404, "Not Found", f"no object '{object_id}' in collection '{collection_id}'")
     body = page_fields(query, page, scope)
     if page.items:
-        body["versions"] = [format_micros(item.version) for item in page.items]
+        body["versions"] = [item.version_shown for item in page.items]  # §5.8: the objects' own timestamps
     return taxii_response(body, headers=date_added_headers(page))

@@ -1,12 +1,15 @@
 """The storage interface every backend implements, and the records that cross it.
 
-Methods map to TAXII resources: `add_objects` (POST objects), `query` (objects, object, manifest and
-versions GETs), `delete_object` (object DELETE), `save_status`/`get_status` (status resource).
-All timestamps are integer microseconds since the epoch (server.timestamps).
+Methods map to TAXII resources: `add_envelope` (POST objects: the objects and their status resource in one
+commit), `query` (objects, object, manifest and versions GETs), `delete_object` (object DELETE),
+`get_status` (status resource). All timestamps are integer microseconds since the epoch (server.timestamps).
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from taxii_federation.server.timestamps import format_micros
 
 VERSION_ALL, VERSION_FIRST, VERSION_LAST = "all", "first", "last"
 
@@ -20,6 +23,9 @@ class NewObject:
     spec_version: str
     version: int | None
     body: str
+    # The object's own modified (or created) text: manifests, version lists and statuses show it as it
+    # was written (TAXII 2.1 §5.6, §5.8), not re-rendered from `version`.
+    version_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,11 @@ class StoredVersion:
     body: str
     origin_node: str | None = None
     link: str | None = None
+    version_text: str | None = None  # as NewObject.version_text; None for objects without modified/created
+
+    @property
+    def version_shown(self) -> str:
+        return self.version_text or format_micros(self.version)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,11 @@ class WriteOutcome:
     id: str
     version: int
     stored: bool  # False: this exact version was already present, nothing was written
+    version_text: str | None = None
+
+    @property
+    def version_shown(self) -> str:
+        return self.version_text or format_micros(self.version)
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,9 @@ class ObjectQuery:
     # Manifests and version lists never show bodies: without them a page reads a fraction of the bytes
     # (StoredVersion.body is then "").
     with_bodies: bool = True
+    # A page is cut by size as well as by `limit` (`more` and `next` continue it), so one request never
+    # holds more than this many body bytes, whatever the objects weigh; a larger object comes alone.
+    max_bytes: int | None = None
 
     @property
     def lower_bound(self) -> int | None:
@@ -77,6 +96,19 @@ class ObjectQuery:
 class Page:
     items: list[StoredVersion]
     more: bool
+
+
+def fill_page(versions: Iterable[StoredVersion], limit: int, max_bytes: int | None) -> Page:
+    """Take versions in date_added order until the page is full by count or by size; `versions` is read
+    lazily, so a backend that streams rows holds no more than one page in memory."""
+    items: list[StoredVersion] = []
+    size = 0
+    for version in versions:
+        size += len(version.body)
+        if len(items) == limit or (items and max_bytes is not None and size > max_bytes):
+            return Page(items, more=True)
+        items.append(version)
+    return Page(items, more=False)
 
 
 @dataclass
@@ -91,19 +123,24 @@ class StatusRecord:
     successes: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     pendings: list[dict] = field(default_factory=list)
+    # The user who posted the envelope: only they (and node admins) may read it. None on records from
+    # before owners were kept.
+    owner: str | None = None
 
     @property
     def status(self) -> str:
         return "pending" if self.pendings else "complete"
 
 
-class PartialWriteError(RuntimeError):
-    """A backend without transactions failed part way through an envelope; `stored` names exactly the
-    (id, version) pairs that went in, so the status can say so."""
+# Builds an envelope's status from its write outcomes, the (id, version) pairs still pending (a backend
+# without transactions writes the status before the objects) and those it lost (it failed part way).
+StatusBuilder = Callable[[list[WriteOutcome], set[tuple[str, int]], set[tuple[str, int]]], StatusRecord]
 
-    def __init__(self, outcomes: list[WriteOutcome], stored: set[tuple[str, int]]):
-        super().__init__(f"the storage failed after {len(stored)} new versions of an envelope")
-        self.outcomes, self.stored = outcomes, stored
+
+@dataclass(frozen=True)
+class CollectionSize:
+    versions: int  # every stored version
+    objects: int  # distinct objects (their latest versions)
 
 
 @dataclass(frozen=True)
@@ -127,36 +164,58 @@ class WritePlan:
         return self.versions[-1].date_added if self.versions else None
 
 
-def plan_write(objects: list[NewObject], existing: dict[str, set[int]], first_date_added: int) -> WritePlan:
+# A stored version of an object: its version key and its STIX version. The same (id, modified) may be held
+# once per STIX version (a feed's 2.0 and 2.1 copies of one release); TAXII 2.1 §3.4.1 then serves the
+# newest STIX version unless `match[spec_version]` asks for another.
+VersionKey = tuple[int, str]
+
+
+def plan_write(
+    objects: list[NewObject], existing: dict[str, set[VersionKey]], first_date_added: int
+) -> WritePlan:
     """Decide, for every backend alike, which versions are new and which date_added each gets.
 
-    `existing` maps each id to its stored versions. Consecutive date_added values from `first_date_added`
-    keep every object of a POST distinct and in envelope order."""
+    `existing` maps each id to its stored (version, spec_version) pairs. Consecutive date_added values
+    from `first_date_added` keep every object of a POST distinct and in envelope order."""
     plan = WritePlan([], [], set())
     date_added = first_date_added
     for obj in objects:
-        versions = existing.setdefault(obj.id, set())
+        stored = existing.setdefault(obj.id, set())
         # An object without modified/created has a single version (TAXII 2.1 §3.4.3).
-        version = obj.version if obj.version is not None else next(iter(versions), date_added)
-        if version in versions:
-            plan.outcomes.append(WriteOutcome(obj.id, version, stored=False))
+        version = obj.version if obj.version is not None else next(iter(stored), (date_added,))[0]
+        key = (version, obj.spec_version)
+        if key in stored:
+            plan.outcomes.append(WriteOutcome(obj.id, version, stored=False, version_text=obj.version_text))
             continue
-        if versions:
+        if stored:
             plan.ids_to_reflag.add(obj.id)
-        plan.versions.append(PlannedVersion(obj, version, date_added, only_version=not versions))
-        plan.outcomes.append(WriteOutcome(obj.id, version, stored=True))
-        versions.add(version)
+        plan.versions.append(PlannedVersion(obj, version, date_added, only_version=not stored))
+        plan.outcomes.append(WriteOutcome(obj.id, version, stored=True, version_text=obj.version_text))
+        stored.add(key)
         date_added += 1
     return plan
 
 
 class Storage(ABC):
     @abstractmethod
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
+        """Store the versions not yet present, assigning each a date_added greater than every date_added the
+        collection has ever had, and the status `build_status` makes of the outcomes, in one transaction:
+        after a crash an envelope is there with its status or not at all. Drops status resources older
+        than the retention period. Returns one outcome per distinct (id, version), and the status."""
+
     def add_objects(
         self, collection_id: str, objects: list[NewObject], provenance: Provenance
     ) -> list[WriteOutcome]:
-        """Store the versions not yet present in one transaction, assigning each a date_added greater than
-        every date_added the collection has ever had. Returns one outcome per distinct (id, version)."""
+        """`add_envelope` without a status (imports and tests)."""
+        return self.add_envelope(collection_id, objects, provenance, None, 0)[0]
 
     @abstractmethod
     def query(self, query: ObjectQuery) -> Page:
@@ -174,7 +233,8 @@ class Storage(ABC):
 
     @abstractmethod
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
-        """Keep a status resource, dropping those older than the retention period."""
+        """Keep a status resource as it is (copies and imports), dropping those older than the retention
+        period."""
 
     @abstractmethod
     def get_status(self, status_id: str) -> StatusRecord | None: ...
@@ -191,6 +251,14 @@ class Storage(ABC):
     @abstractmethod
     def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
         """Status resources in id order after `after_id`, for copying."""
+
+    @abstractmethod
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        """Per collection that holds objects, how much it holds (for metrics: counted on index ranges)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise when the store cannot be read (for /readyz); return quickly either way."""
 
     @abstractmethod
     def close(self) -> None: ...

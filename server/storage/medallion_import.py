@@ -16,7 +16,7 @@ import yaml
 
 from taxii_federation.server.storage.base import StatusRecord, Storage, StoredVersion
 from taxii_federation.server.timestamps import parse_micros
-from taxii_federation.server.validation import version_of
+from taxii_federation.server.validation import spec_version_of, version_of
 
 _DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 
@@ -56,10 +56,11 @@ def _versions(collection: dict) -> list[StoredVersion]:
             StoredVersion(
                 obj["id"],
                 obj["type"],
-                obj.get("spec_version", "2.1"),
+                spec_version_of(obj),  # a STIX 2.0 object has no spec_version property
                 version if version is not None else date_added,
                 date_added,
                 body,
+                version_text=(obj.get("modified") or obj.get("created")) if version is not None else None,
             )
         )
     return versions
@@ -88,17 +89,16 @@ def import_medallion(data_file: Path, destination: Storage) -> MedallionImport:
             "title": information.get("title", api_root),
             "description": information.get("description", ""),
             "max_content_length": information.get("max_content_length", _DEFAULT_MAX_CONTENT_LENGTH),
-            "collections": [
-                {
-                    key: collection[key]
-                    for key in ("id", "title", "alias", "description")
-                    if collection.get(key)
-                }
-                for collection in collections
-            ],
+            "collections": [],
         }
         for collection in collections:
             versions = _versions(collection)
+            entry = {
+                key: collection[key] for key in ("id", "title", "alias", "description") if collection.get(key)
+            }
+            if any(version.spec_version == "2.0" for version in versions):
+                entry["stix_versions"] = ["2.1", "2.0"]  # its STIX 2.0 objects stay readable as such
+            report.catalogue["api_roots"][api_root]["collections"].append(entry)
             report.versions += len(versions)
             for start in range(0, len(versions), 1000):
                 report.written += destination.import_versions(

@@ -9,8 +9,8 @@ Documents (database from the URL, default `taxii`):
 - `status`: status resources.
 
 Indexes (created at start, see `_INDEXES`): every page read is one index range that stops after
-`limit + 1` documents, at any collection size; (collection_id, id, version) is unique, so a version is
-stored once even if two writers race.
+`limit + 1` documents, at any collection size; (collection_id, id, version, spec_version) is unique, so a
+version is stored once even if two writers race.
 
 date_added must increase in commit order even with several server processes writing, or an `added_after`
 poller could pass over an object committed late with a smaller date_added. Writers of one collection
@@ -20,10 +20,13 @@ envelope commit together; on a standalone server they are inserted in order and 
 which objects were stored.
 """
 
+import heapq
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from pymongo import ASCENDING, MongoClient, ReturnDocument
@@ -33,23 +36,36 @@ from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
+    CollectionSize,
     NewObject,
     ObjectQuery,
     Page,
-    PartialWriteError,
+    PlannedVersion,
     Provenance,
+    StatusBuilder,
     StatusRecord,
     Storage,
     StoredVersion,
+    VersionKey,
     WriteOutcome,
+    WritePlan,
+    fill_page,
     plan_write,
 )
-from taxii_federation.server.timestamps import now_micros
+from taxii_federation.server.timestamps import now_micros, parse_micros
 
 _INDEXES = {
     "objects": [
         ([("collection_id", ASCENDING), ("date_added", ASCENDING)], {"unique": True}),
-        ([("collection_id", ASCENDING), ("id", ASCENDING), ("version", ASCENDING)], {"unique": True}),
+        (
+            [
+                ("collection_id", ASCENDING),
+                ("id", ASCENDING),
+                ("version", ASCENDING),
+                ("spec_version", ASCENDING),
+            ],
+            {"unique": True},
+        ),
         ([("collection_id", ASCENDING), ("is_last", ASCENDING), ("date_added", ASCENDING)], {}),
         ([("collection_id", ASCENDING), ("type", ASCENDING), ("date_added", ASCENDING)], {}),
         (
@@ -64,10 +80,40 @@ _INDEXES = {
     ],
     "status": [([("created", ASCENDING)], {})],
 }
+log = logging.getLogger(__name__)
+_OLD_VERSION_INDEX = "collection_id_1_id_1_version_1"
 _LEASE_SECONDS = 120  # far longer than writing the largest envelope a node accepts
-_FIELDS = ("id", "type", "spec_version", "version", "date_added", "body", "origin_node", "link")
-_PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0}
-_PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0}
+_FIELDS = (
+    "id",
+    "type",
+    "spec_version",
+    "version",
+    "date_added",
+    "body",
+    "origin_node",
+    "link",
+    "version_text",
+)
+_PROJECTION = {name: 1 for name in _FIELDS} | {"_id": 0, "is_latest_spec": 1}
+_PROJECTION_WITHOUT_BODY = {name: 1 for name in _FIELDS if name != "body"} | {"_id": 0, "is_latest_spec": 1}
+
+
+def _version_document(collection_id: str, planned: PlannedVersion, provenance: Provenance) -> dict:
+    return {
+        "collection_id": collection_id,
+        "date_added": planned.date_added,
+        "id": planned.object.id,
+        "version": planned.version,
+        "type": planned.object.type,
+        "spec_version": planned.object.spec_version,
+        "is_first": planned.only_version,
+        "is_last": planned.only_version,
+        "is_latest_spec": planned.only_version,
+        "origin_node": provenance.origin_node,
+        "link": provenance.link,
+        "body": planned.object.body,
+        "version_text": planned.object.version_text,
+    }
 
 
 class WriteLockTimeout(RuntimeError):
@@ -81,6 +127,9 @@ class MongoStorage(Storage):
         for collection, indexes in _INDEXES.items():
             for keys, options in indexes:
                 self.db[collection].create_index(keys, **options)
+        # Databases from before a version was unique per STIX version (VersionKey) drop the older index.
+        if _OLD_VERSION_INDEX in self.db.objects.index_information():
+            self.db.objects.drop_index(_OLD_VERSION_INDEX)
         self._transactions = self._supports_transactions()
 
     def _supports_transactions(self) -> bool:
@@ -89,48 +138,71 @@ class MongoStorage(Storage):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def add_objects(
-        self, collection_id: str, objects: list[NewObject], provenance: Provenance
-    ) -> list[WriteOutcome]:
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
         with _CollectionLease(self.db, collection_id):
             existing = self._existing_versions(collection_id, sorted({obj.id for obj in objects}))
             clock = self.db.clocks.find_one({"_id": collection_id}) or {"last": 0}
             plan = plan_write(objects, existing, max(now_micros(), clock["last"] + 1))
-            documents = [
-                {
-                    "collection_id": collection_id,
-                    "date_added": planned.date_added,
-                    "id": planned.object.id,
-                    "version": planned.version,
-                    "type": planned.object.type,
-                    "spec_version": planned.object.spec_version,
-                    "is_first": planned.only_version,
-                    "is_last": planned.only_version,
-                    "origin_node": provenance.origin_node,
-                    "link": provenance.link,
-                    "body": planned.object.body,
-                }
-                for planned in plan.versions
-            ]
+            if build_status is not None and not self._transactions:
+                return plan.outcomes, self._write_without_transaction(
+                    collection_id, plan, provenance, build_status, retention_micros
+                )
+            status = build_status(plan.outcomes, set(), set()) if build_status else None
+            self._in_transaction(
+                lambda session: self._write(
+                    collection_id, plan, provenance, status, retention_micros, session
+                )
+            )
+            return plan.outcomes, status
 
-            def write(session) -> None:
-                if documents:
-                    self.db.objects.insert_many(documents, ordered=True, session=session)
-                    self.db.clocks.update_one(
-                        {"_id": collection_id},
-                        {"$max": {"last": plan.last_date_added}},
-                        upsert=True,
-                        session=session,
-                    )
-                self._reflag(collection_id, sorted(plan.ids_to_reflag), session)
+    def _write(
+        self,
+        collection_id: str,
+        plan: WritePlan,
+        provenance: Provenance,
+        status: StatusRecord | None,
+        retention_micros: int,
+        session,
+    ) -> None:
+        if plan.versions:
+            documents = [_version_document(collection_id, planned, provenance) for planned in plan.versions]
+            self.db.objects.insert_many(documents, ordered=True, session=session)
+            self.db.clocks.update_one(
+                {"_id": collection_id}, {"$max": {"last": plan.last_date_added}}, upsert=True, session=session
+            )
+        self._reflag(collection_id, sorted(plan.ids_to_reflag), session)
+        if status is not None:
+            self._save_status(status, retention_micros, session)
 
-            try:
-                self._in_transaction(write)
-            except BulkWriteError as error:
-                # Only reachable without transactions: the first nInserted documents are in.
-                stored = {(d["id"], d["version"]) for d in documents[: error.details.get("nInserted", 0)]}
-                raise PartialWriteError(plan.outcomes, stored) from error
-        return plan.outcomes
+    def _write_without_transaction(
+        self,
+        collection_id: str,
+        plan: WritePlan,
+        provenance: Provenance,
+        build_status: StatusBuilder,
+        retention_micros: int,
+    ) -> StatusRecord:
+        """A standalone server has no transactions: the status is written first, naming every new version
+        as pending, so a crash never leaves objects without their status (`get_status` settles a pending
+        status that outlived its writer's lease); then the objects; then the final status."""
+        planned = [(version.object.id, version.version) for version in plan.versions]
+        self._save_status(build_status(plan.outcomes, set(planned), set()), retention_micros)
+        lost: set[tuple[str, int]] = set()
+        try:
+            self._write(collection_id, plan, provenance, None, retention_micros, None)
+        except BulkWriteError as error:
+            log.exception("the storage failed part way through an envelope")
+            lost = set(planned[error.details.get("nInserted", 0) :])  # ordered: the first nInserted are in
+        status = build_status(plan.outcomes, set(), lost)
+        self._save_status(status, retention_micros)
+        return status
 
     def _in_transaction(self, work: Callable) -> None:
         if not self._transactions:
@@ -139,29 +211,35 @@ class MongoStorage(Storage):
         with self.client.start_session() as session:
             session.with_transaction(work)
 
-    def _existing_versions(self, collection_id: str, ids: list[str]) -> dict[str, set[int]]:
-        existing: dict[str, set[int]] = {}
+    def _existing_versions(self, collection_id: str, ids: list[str]) -> dict[str, set[VersionKey]]:
+        existing: dict[str, set[VersionKey]] = {}
         for start in range(0, len(ids), 1000):
             cursor = self.db.objects.find(
                 {"collection_id": collection_id, "id": {"$in": ids[start : start + 1000]}},
-                {"id": 1, "version": 1, "_id": 0},
+                {"id": 1, "version": 1, "spec_version": 1, "_id": 0},
             )
             for document in cursor:
-                existing.setdefault(document["id"], set()).add(document["version"])
+                existing.setdefault(document["id"], set()).add(
+                    (document["version"], document["spec_version"])
+                )
         return existing
 
     def _reflag(self, collection_id: str, ids: list[str], session=None) -> None:
-        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        """Recompute which version of each id is the first and the last (the default `match[version]`), and
+        which have its latest STIX version (served when no `match[spec_version]` is given)."""
         for object_id in ids:
-            versions = [
-                d["version"]
-                for d in self.db.objects.find(
-                    {"collection_id": collection_id, "id": object_id}, {"version": 1}, session=session
+            documents = list(
+                self.db.objects.find(
+                    {"collection_id": collection_id, "id": object_id},
+                    {"version": 1, "spec_version": 1},
+                    session=session,
                 )
-            ]
-            if not versions:
+            )
+            if not documents:
                 continue
+            versions = [document["version"] for document in documents]
             first, last = min(versions), max(versions)
+            latest_spec = max(document["spec_version"] for document in documents)
             self.db.objects.update_many(
                 {"collection_id": collection_id, "id": object_id},
                 [
@@ -169,6 +247,7 @@ class MongoStorage(Storage):
                         "$set": {
                             "is_first": {"$eq": ["$version", first]},
                             "is_last": {"$eq": ["$version", last]},
+                            "is_latest_spec": {"$eq": ["$spec_version", latest_spec]},
                         }
                     }
                 ],
@@ -195,20 +274,22 @@ class MongoStorage(Storage):
 
     def query(self, query: ObjectQuery) -> Page:
         if query.ids:
-            documents = self._select_by_ids(query)
+            documents: Iterable[dict] = self._select_by_ids(query)
         elif len(query.types) > 1:
             # One ordered index range per type, merged, as in the SQLite backend.
             ranges = [self._select(query, (object_type,)) for object_type in query.types]
-            documents = sorted((d for r in ranges for d in r), key=lambda d: d["date_added"])[
-                : query.limit + 1
-            ]
+            documents = heapq.merge(*ranges, key=lambda document: document["date_added"])
         else:
             documents = self._select(query, query.types)
-        items = [
+        if not query.spec_versions:
+            # Filtered here, not in the query: secantusdb serves only pure equalities from an index, and
+            # documents from before the flag are STIX 2.1 (`_select` reads on lazily when it drops some).
+            documents = (document for document in documents if document.get("is_latest_spec", True))
+        versions = (
             StoredVersion(*(document.get(name, "" if name == "body" else None) for name in _FIELDS))
-            for document in documents[: query.limit]
-        ]
-        return Page(items, more=len(documents) > query.limit)
+            for document in documents
+        )
+        return fill_page(versions, query.limit, query.max_bytes)
 
     def _select_by_ids(self, query: ObjectQuery) -> list[dict]:
         """match[id], one object, its versions: every version of the ids, found by equality alone on the
@@ -226,7 +307,7 @@ class MongoStorage(Storage):
         chosen = [document for document in candidates if document["selected"]]
         return sorted(chosen, key=lambda document: document["date_added"])[: query.limit + 1]
 
-    def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> list[dict]:
+    def _select(self, query: ObjectQuery, types: tuple[str, ...]) -> Iterable[dict]:
         selector: dict = {"collection_id": query.collection_id}
         if types:
             selector["type"] = types[0] if len(types) == 1 else {"$in": list(types)}
@@ -238,27 +319,59 @@ class MongoStorage(Storage):
             selector["date_added"] = {"$gt": lower}
         projection = _PROJECTION if query.with_bodies else _PROJECTION_WITHOUT_BODY
         cursor = self.db.objects.find(selector, projection).sort("date_added", ASCENDING)
-        return list(cursor.limit(query.limit + 1))
+        # Read lazily, a page's worth at a time: a page cut by size, or full, reads no further.
+        return (
+            cursor.batch_size(query.limit + 1) if not query.spec_versions else cursor.limit(query.limit + 1)
+        )
 
     # -- status ------------------------------------------------------------------------------------
 
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        self._save_status(status, retention_micros)
+
+    def _save_status(self, status: StatusRecord, retention_micros: int, session=None) -> None:
         document = {
             "_id": status.id,
             "created": status.request_timestamp,
             "api_root": status.api_root,
             "collection_id": status.collection_id,
             "total_count": status.total_count,
+            "owner": status.owner,
             "body": json.dumps(
                 {"successes": status.successes, "failures": status.failures, "pendings": status.pendings}
             ),
         }
-        self.db.status.replace_one({"_id": status.id}, document, upsert=True)
-        self.db.status.delete_many({"created": {"$lt": now_micros() - retention_micros}})
+        self.db.status.replace_one({"_id": status.id}, document, upsert=True, session=session)
+        self.db.status.delete_many({"created": {"$lt": now_micros() - retention_micros}}, session=session)
 
     def get_status(self, status_id: str) -> StatusRecord | None:
         document = self.db.status.find_one({"_id": status_id})
-        return self._status_record(document) if document else None
+        if document is None:
+            return None
+        record = self._status_record(document)
+        if record.pendings and record.request_timestamp < now_micros() - _LEASE_SECONDS * 1_000_000:
+            record = self._settle(record)
+        return record
+
+    def _settle(self, record: StatusRecord) -> StatusRecord:
+        """A status still pending after its writer's lease ran out: the writer died between the objects and
+        the final status (standalone servers only). Each pending version is a success if it is stored."""
+        successes, failures = list(record.successes), list(record.failures)
+        for pending in record.pendings:
+            selector = {
+                "collection_id": record.collection_id,
+                "id": pending["id"],
+                "version": parse_micros(pending["version"]),
+            }
+            if self.db.objects.count_documents(selector, limit=1):
+                successes.append({**pending, "message": "stored"})
+            else:
+                failures.append(
+                    {**pending, "message": "not stored: the node stopped while writing; post again"}
+                )
+        settled = replace(record, successes=successes, failures=failures, pendings=[])
+        self._save_status(settled, retention_micros=10**18)
+        return settled
 
     @staticmethod
     def _status_record(document: dict) -> StatusRecord:
@@ -268,6 +381,7 @@ class MongoStorage(Storage):
             collection_id=document["collection_id"],
             request_timestamp=document["created"],
             total_count=document["total_count"],
+            owner=document.get("owner"),
             **json.loads(document["body"]),
         )
 
@@ -292,9 +406,10 @@ class MongoStorage(Storage):
                     "origin_node": v.origin_node,
                     "link": v.link,
                     "body": v.body,
+                    "version_text": v.version_text,
                 }
                 for v in versions
-                if v.version not in existing.get(v.id, set())
+                if (v.version, v.spec_version) not in existing.get(v.id, set())
             ]
 
             def write(session) -> None:
@@ -314,6 +429,18 @@ class MongoStorage(Storage):
     def list_status(self, after_id: str | None, limit: int) -> list[StatusRecord]:
         cursor = self.db.status.find({"_id": {"$gt": after_id or ""}}).sort("_id", ASCENDING).limit(limit)
         return [self._status_record(document) for document in cursor]
+
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        return {
+            collection_id: CollectionSize(
+                self.db.objects.count_documents({"collection_id": collection_id}),
+                self.db.objects.count_documents({"collection_id": collection_id, "is_last": True}),
+            )
+            for collection_id in self.collection_ids()
+        }
+
+    def ping(self) -> None:
+        self.client.admin.command("ping")
 
     def close(self) -> None:
         self.client.close()
@@ -368,6 +495,8 @@ def _selection_expression(query: ObjectQuery) -> dict:
         conditions.append({"$in": ["$type", list(query.types)]})
     if query.spec_versions:
         conditions.append({"$in": ["$spec_version", list(query.spec_versions)]})
+    else:
+        conditions.append({"$ne": ["$is_latest_spec", False]})
     lower = query.lower_bound
     if lower is not None:
         conditions.append({"$gt": ["$date_added", lower]})

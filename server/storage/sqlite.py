@@ -16,14 +16,18 @@ from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
     VERSION_LAST,
+    CollectionSize,
     NewObject,
     ObjectQuery,
     Page,
     Provenance,
+    StatusBuilder,
     StatusRecord,
     Storage,
     StoredVersion,
+    VersionKey,
     WriteOutcome,
+    fill_page,
     plan_write,
 )
 from taxii_federation.server.timestamps import now_micros
@@ -40,10 +44,12 @@ CREATE TABLE IF NOT EXISTS objects (
     is_last INTEGER NOT NULL,
     origin_node TEXT,
     link TEXT,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    version_text TEXT,
+    is_latest_spec INTEGER NOT NULL DEFAULT 1
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_by_date_added ON objects (collection_id, date_added);
-CREATE UNIQUE INDEX IF NOT EXISTS objects_by_version ON objects (collection_id, id, version);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_by_version ON objects (collection_id, id, version, spec_version);
 CREATE INDEX IF NOT EXISTS objects_last_by_date_added ON objects (collection_id, is_last, date_added);
 CREATE INDEX IF NOT EXISTS objects_by_type ON objects (collection_id, type, date_added);
 CREATE INDEX IF NOT EXISTS objects_last_by_type ON objects (collection_id, type, is_last, date_added);
@@ -58,8 +64,8 @@ CREATE TABLE IF NOT EXISTS status (
 );
 CREATE INDEX IF NOT EXISTS status_by_created ON status (created);
 """
-_COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link"
-_COLUMNS_WITHOUT_BODY = "id, type, spec_version, version, date_added, '', origin_node, link"
+_COLUMNS = "id, type, spec_version, version, date_added, body, origin_node, link, version_text"
+_COLUMNS_WITHOUT_BODY = "id, type, spec_version, version, date_added, '', origin_node, link, version_text"
 _IN_CHUNK = 500  # stays under SQLite's bound-parameter limit
 
 
@@ -80,6 +86,24 @@ class SqliteStorage(Storage):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._connection().executescript(_SCHEMA)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Files from before version_text and is_latest_spec get the columns (their rows show rendered
+        versions, and are all STIX 2.1)."""
+        columns = {row[1] for row in self._connection().execute("PRAGMA table_info(objects)")}
+        if "version_text" not in columns:
+            self._connection().execute("ALTER TABLE objects ADD COLUMN version_text TEXT")
+        if "is_latest_spec" not in columns:  # every earlier version was STIX 2.1
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ALTER TABLE objects ADD COLUMN is_latest_spec INTEGER NOT NULL DEFAULT 1")
+            # A version is unique per STIX version now (VersionKey): the index takes spec_version too.
+            connection.execute("DROP INDEX IF EXISTS objects_by_version")
+            connection.execute(
+                "CREATE UNIQUE INDEX objects_by_version ON objects (collection_id, id, version, spec_version)"
+            )
+            connection.execute("COMMIT")
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -96,18 +120,26 @@ class SqliteStorage(Storage):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def add_objects(
-        self, collection_id: str, objects: list[NewObject], provenance: Provenance
-    ) -> list[WriteOutcome]:
+    def add_envelope(
+        self,
+        collection_id: str,
+        objects: list[NewObject],
+        provenance: Provenance,
+        build_status: StatusBuilder | None,
+        retention_micros: int,
+    ) -> tuple[list[WriteOutcome], StatusRecord | None]:
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             outcomes = self._add_in_transaction(connection, collection_id, objects, provenance)
+            status = build_status(outcomes, set(), set()) if build_status else None
+            if status is not None:
+                self._save_status_in_transaction(connection, status, retention_micros)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        return outcomes
+        return outcomes, status
 
     def _add_in_transaction(
         self,
@@ -131,13 +163,14 @@ class SqliteStorage(Storage):
                 provenance.origin_node,
                 provenance.link,
                 planned.object.body,
+                planned.object.version_text,
             )
             for planned in plan.versions
         ]
         if rows:
             connection.executemany(
                 "INSERT INTO objects (collection_id, date_added, id, version, type, spec_version, is_first,"
-                " is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " is_last, origin_node, link, body, version_text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             connection.execute(
@@ -151,14 +184,15 @@ class SqliteStorage(Storage):
     @staticmethod
     def _existing_versions(
         connection: sqlite3.Connection, collection_id: str, ids: list[str]
-    ) -> dict[str, set[int]]:
-        existing: dict[str, set[int]] = {}
+    ) -> dict[str, set[VersionKey]]:
+        existing: dict[str, set[VersionKey]] = {}
         for chunk in _chunks(ids):
-            for object_id, version in connection.execute(
-                f"SELECT id, version FROM objects WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
+            for object_id, version, spec_version in connection.execute(
+                "SELECT id, version, spec_version FROM objects"
+                f" WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
                 [collection_id, *chunk],
             ):
-                existing.setdefault(object_id, set()).add(version)
+                existing.setdefault(object_id, set()).add((version, spec_version))
         return existing
 
     @staticmethod
@@ -170,13 +204,16 @@ class SqliteStorage(Storage):
 
     @staticmethod
     def _reflag(connection: sqlite3.Connection, collection_id: str, ids: list[str]) -> None:
-        """Recompute which version of each id is the first and the last (the default `match[version]`)."""
+        """Recompute which version of each id is the first and the last (the default `match[version]`), and
+        which have its latest STIX version (served when no `match[spec_version]` is given)."""
         for chunk in _chunks(ids):
             connection.execute(
                 "UPDATE objects SET"
                 " is_last = (version = (SELECT MAX(o.version) FROM objects o"
                 "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id)),"
                 " is_first = (version = (SELECT MIN(o.version) FROM objects o"
+                "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id)),"
+                " is_latest_spec = (spec_version = (SELECT MAX(o.spec_version) FROM objects o"
                 "            WHERE o.collection_id = objects.collection_id AND o.id = objects.id))"
                 f" WHERE collection_id = ? AND id IN ({_marks(len(chunk))})",
                 [collection_id, *chunk],
@@ -207,23 +244,28 @@ class SqliteStorage(Storage):
 
     def query(self, query: ObjectQuery) -> Page:
         connection = self._connection()
-        if len(query.types) > 1:
-            # One ordered index range per type, merged: an IN over types would make SQLite sort every
-            # matching row before returning the first page.
-            ranges = [self._select(connection, query, (object_type,)) for object_type in query.types]
-            rows = list(heapq.merge(*ranges, key=lambda row: row[4]))[: query.limit + 1]
-        else:
-            rows = self._select(connection, query, query.types)
-        items = [StoredVersion(*row) for row in rows[: query.limit]]
-        return Page(items, more=len(rows) > query.limit)
+        # One ordered index range per type, merged: an IN over types would make SQLite sort every matching
+        # row before returning the first page.
+        type_ranges = (
+            [(object_type,) for object_type in query.types] if len(query.types) > 1 else [query.types]
+        )
+        cursors = [self._select(connection, query, types) for types in type_ranges]
+        try:
+            rows = heapq.merge(*cursors, key=lambda row: row[4]) if len(cursors) > 1 else cursors[0]
+            return fill_page((StoredVersion(*row) for row in rows), query.limit, query.max_bytes)
+        finally:
+            for cursor in cursors:
+                cursor.close()  # ends the read at once when the page was full before the rows were
 
     @staticmethod
-    def _select(connection: sqlite3.Connection, query: ObjectQuery, types: tuple[str, ...]) -> list[tuple]:
+    def _select(connection: sqlite3.Connection, query: ObjectQuery, types: tuple[str, ...]) -> sqlite3.Cursor:
         where, params = ["collection_id = ?"], [query.collection_id]
         _add_in_filter(where, params, "id", query.ids)
         _add_in_filter(where, params, "type", types)
         _add_version_filter(where, params, query.versions)
         _add_in_filter(where, params, "spec_version", query.spec_versions)
+        if not query.spec_versions:
+            where.append("is_latest_spec = 1")
         lower = query.lower_bound
         if lower is not None:
             where.append("date_added > ?")
@@ -236,11 +278,24 @@ class SqliteStorage(Storage):
             f"SELECT {columns} FROM objects{index} WHERE {' AND '.join(where)}"
             f" ORDER BY date_added LIMIT {int(query.limit) + 1}"
         )
-        return connection.execute(sql, params).fetchall()
+        return connection.execute(sql, params)  # read lazily: a page cut by size reads no further
 
     # -- status ------------------------------------------------------------------------------------
 
     def save_status(self, status: StatusRecord, retention_micros: int) -> None:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            self._save_status_in_transaction(connection, status, retention_micros)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _save_status_in_transaction(
+        connection: sqlite3.Connection, status: StatusRecord, retention_micros: int
+    ) -> None:
         body = json.dumps(
             {
                 "api_root": status.api_root,
@@ -250,20 +305,14 @@ class SqliteStorage(Storage):
                 "successes": status.successes,
                 "failures": status.failures,
                 "pendings": status.pendings,
+                "owner": status.owner,
             }
         )
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.execute(
-                "INSERT OR REPLACE INTO status (id, created, body) VALUES (?, ?, ?)",
-                (status.id, status.request_timestamp, body),
-            )
-            connection.execute("DELETE FROM status WHERE created < ?", (now_micros() - retention_micros,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+        connection.execute(
+            "INSERT OR REPLACE INTO status (id, created, body) VALUES (?, ?, ?)",
+            (status.id, status.request_timestamp, body),
+        )
+        connection.execute("DELETE FROM status WHERE created < ?", (now_micros() - retention_micros,))
 
     def get_status(self, status_id: str) -> StatusRecord | None:
         row = self._connection().execute("SELECT body FROM status WHERE id = ?", (status_id,)).fetchone()
@@ -282,7 +331,7 @@ class SqliteStorage(Storage):
             before = connection.total_changes
             connection.executemany(
                 "INSERT OR IGNORE INTO objects (collection_id, date_added, id, version, type, spec_version,"
-                " is_first, is_last, origin_node, link, body) VALUES (?,?,?,?,?,?,0,0,?,?,?)",
+                " is_first, is_last, origin_node, link, body, version_text) VALUES (?,?,?,?,?,?,0,0,?,?,?,?)",
                 [
                     (
                         collection_id,
@@ -294,6 +343,7 @@ class SqliteStorage(Storage):
                         v.origin_node,
                         v.link,
                         v.body,
+                        v.version_text,
                     )
                     for v in versions
                 ],
@@ -318,6 +368,23 @@ class SqliteStorage(Storage):
             "SELECT id, body FROM status WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", limit)
         )
         return [StatusRecord(id=status_id, **json.loads(body)) for status_id, body in rows]
+
+    def collection_sizes(self) -> dict[str, CollectionSize]:
+        connection = self._connection()
+        sizes = {}
+        for collection_id in self.collection_ids():
+            # Two counts on index ranges: (collection_id, date_added) and (collection_id, is_last, ...).
+            (versions,) = connection.execute(
+                "SELECT COUNT(*) FROM objects WHERE collection_id = ?", (collection_id,)
+            ).fetchone()
+            (objects,) = connection.execute(
+                "SELECT COUNT(*) FROM objects WHERE collection_id = ? AND is_last = 1", (collection_id,)
+            ).fetchone()
+            sizes[collection_id] = CollectionSize(versions, objects)
+        return sizes
+
+    def ping(self) -> None:
+        self._connection().execute("SELECT 1 FROM collection_clock LIMIT 1").fetchall()
 
     def close(self) -> None:
         with self._connections_lock:

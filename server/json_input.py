@@ -1,0 +1,99 @@
+"""JSON from the network, read as an attacker may write it.
+
+Python's json module accepts what RFC 8259 does not (NaN, Infinity), turns 1e400 into infinity, nests as
+deep as the stack allows and keeps lone UTF-16 surrogates ("\\ud800") in strings that cannot be encoded
+again. Any of those, stored, would later break a SOC client or the node itself. Here numbers outside JSON
+become markers instead of values, and `problem_in` finds markers, lone surrogates and excessive nesting in
+one pass over an object, so that one bad object is refused on its own and its neighbours are stored.
+"""
+
+import json
+import math
+
+# STIX objects nest a few levels (extensions -> properties -> lists of objects); 64 leaves room for any
+# real object and stays far below the interpreter's recursion limit, which stix2 and json.dumps need.
+MAX_OBJECT_DEPTH = 64
+
+
+class JsonInputError(ValueError):
+    """A body that is not JSON at all: the whole request is refused."""
+
+
+class NotJsonNumber:
+    """A number the JSON text held that RFC 8259 §6 does not allow or no float can represent."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _float_or_marker(text: str) -> float | NotJsonNumber:
+    value = float(text)
+    return value if math.isfinite(value) else NotJsonNumber(text)
+
+
+def _int_or_marker(text: str) -> int | NotJsonNumber:
+    # Python refuses to convert more than 4,300 digits (CVE-2020-10735): keep that as a per-object problem.
+    return int(text) if len(text) <= 4300 else NotJsonNumber(text[:20] + "...")
+
+
+def loads(body: bytes | str):
+    """Parse JSON text; numbers outside JSON become `NotJsonNumber` markers for `problem_in` to report.
+    Bytes must be UTF-8 (RFC 8259 §8.1; json.loads alone would also guess UTF-16 and UTF-32); a leading
+    byte order mark is ignored."""
+    try:
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
+        return json.loads(
+            text, parse_constant=NotJsonNumber, parse_float=_float_or_marker, parse_int=_int_or_marker
+        )
+    except RecursionError:
+        raise JsonInputError(
+            "it nests JSON arrays or objects too deeply to read; a STIX object needs only a few levels"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise JsonInputError(f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except ValueError as error:
+        raise JsonInputError(f"it is not valid JSON: {error}") from None
+
+
+def _string_problem(text: str) -> str | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"the string {text[:40]!r} holds a lone UTF-16 surrogate, which is not valid Unicode"
+    return None
+
+
+def _scalar_problem(value) -> str | None:
+    if isinstance(value, str):
+        return _string_problem(value)
+    if isinstance(value, NotJsonNumber):
+        return f"the number {value.text} is not a JSON number (RFC 8259 §6) or cannot be represented"
+    return None
+
+
+def problem_in(value, max_depth: int = MAX_OBJECT_DEPTH) -> str | None:
+    """The first reason `value` cannot be stored and served as JSON, or None."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            if problem := _scalar_problem(item):
+                return problem
+            continue
+        if depth >= max_depth:
+            return f"it nests arrays or objects deeper than {max_depth} levels"
+        if isinstance(item, dict):
+            for key in item:
+                if problem := _string_problem(key):
+                    return problem
+            children = item.values()
+        else:
+            children = item
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif problem := _scalar_problem(child):
+                return problem
+    return None
