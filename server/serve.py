@@ -33,8 +33,10 @@ class RunningNode:
 
     @property
     def url(self) -> str:
+        """On the address actually bound: a `host` given to start_node wins over the config's."""
+        host, port = self.server.bind_addr[:2]
         scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{self.config.host}:{self.port}/"
+        return f"{scheme}://{host}:{port}/"
 
     def stop(self) -> None:
         node_of(self.app).held_reads.close()  # held reads answer now, so the worker threads can finish

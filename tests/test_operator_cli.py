@@ -2,9 +2,12 @@
 running node's config, and `taxii-fed audit`."""
 
 import json
+import os
+import stat
 import subprocess
 import time
 
+import pytest
 import requests
 
 from tests.conftest import PASSWORDS, TAXII, load_bundle
@@ -99,3 +102,19 @@ def test_audit_names_who_published_an_object_and_when(node):
         "audit", "indicator--00000000-0000-4000-8000-000000000000", "--config", str(node.config_path)
     )
     assert unknown.returncode != 0 and "holds" in unknown.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root (CI runs as root)")
+def test_users_add_by_root_keeps_the_owner_group_and_mode_the_node_reads_the_config_through(node):
+    """docs/deployment.md: /etc/taxii-fed/node.yaml is root:taxii-fed 0640 and the node runs as taxii-fed;
+    an edit by root must leave it so, or the running node can no longer read its users."""
+    config = node.config_path
+    os.chown(config, 0, 4242)
+    config.chmod(0o640)
+    added = run(
+        "users", "add", "analyst", "--config", str(config), "--grant", "alliance:*:read",
+        "--password-stdin", password="first-pass",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    after = config.stat()
+    assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (0, 4242, 0o640)
