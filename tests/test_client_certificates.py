@@ -5,7 +5,6 @@ certificates replaced on disk taking effect without a restart."""
 import datetime
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import yaml
 from taxii_federation.clients.federation.pki import Issued, LocalCA
 from taxii_federation.server.config import ConfigError, load_node_config
 from taxii_federation.server.serve import RunningNode, start_node
-from tests.conftest import COLLECTION_ID, PASSWORDS, TAXII, _password_hash, write_node_files
+from tests.conftest import COLLECTION_ID, PASSWORDS, TAXII, _password_hash, eventually, write_node_files
 
 GRANT = [{"api_root": "alliance", "collections": "*", "access": "read"}]
 
@@ -226,16 +225,6 @@ def _replace(source: Issued, destination: Issued) -> None:
         old.with_name(old.name + ".tmp").replace(old)
 
 
-def _until(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("the node did not pick up the new files in time")
-
-
 def test_an_edited_certificate_mapping_applies_to_the_running_node(node, pki):
     """Renewing a certificate mapped by fingerprint means editing users.NAME.certificates: the running
     node takes the new mapping with the rest of its users (server/user_reload.py), no restart."""
@@ -252,7 +241,7 @@ def test_an_edited_certificate_mapping_applies_to_the_running_node(node, pki):
     data = yaml.safe_load(config_path.read_text())
     data["users"]["sensor"]["certificates"] = [{"sha256": _fingerprint(renewed)}]
     config_path.write_text(yaml.safe_dump(data))
-    _until(lambda: _get(running, pki, renewed).status_code == 200)
+    eventually(lambda: _get(running, pki, renewed).status_code == 200)
     assert _get(running, pki, old).status_code == 401
     # Passwords and certificates were reloaded as one user table: both credentials are still one user.
     assert _get(running, pki, renewed, auth=("sensor", PASSWORDS["soc"])).status_code == 200
@@ -298,7 +287,7 @@ def test_the_node_certificate_and_client_ca_are_reloaded_without_a_restart(node,
         except requests.exceptions.SSLError:
             return False
 
-    _until(served_by_the_new_certificate)
+    eventually(served_by_the_new_certificate)
     with pytest.raises(requests.exceptions.SSLError):
         _get(running, pki, old_ca_client)  # the old CA is no longer trusted for clients
 
@@ -350,7 +339,7 @@ def test_a_federation_whose_links_use_client_certificates_only(tmp_path, pki):
         )
         assert response.status_code == 202, response.text
         md = alliance.nodes["md"].url
-        _until(lambda: len(_walk_tls(md, pki)) == len(objects), 30)
+        eventually(lambda: len(_walk_tls(md, pki)) == len(objects), 30)
     finally:
         alliance.stop()
 
@@ -408,6 +397,6 @@ def test_a_replaced_client_certificate_is_used_without_a_restart(tmp_path, pki):
             return remote.first_date_added(None) is None  # an empty collection, read as 'sensor'
 
         _replace(new, in_use)
-        _until(connects)
+        eventually(connects)
     finally:
         running.stop()
