@@ -14,6 +14,7 @@ from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import error_response
 from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 from taxii_federation.server.http_server import HTTPServer
+from taxii_federation.server.login_gate import LoginGate
 from taxii_federation.server.node import current_node, node_of
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,13 @@ def taxii_error_body(status: int, title: str, description: str) -> tuple[str, by
 
 
 def build_server(
-    config: NodeConfig, app: Flask, host: str | None = None, port: int | None = None
+    config: NodeConfig,
+    app: Flask,
+    host: str | None = None,
+    port: int | None = None,
+    gate: LoginGate | None = None,
 ) -> HTTPServer:
+    """The HTTP server for a node's app; `gate` is its login gate (see `start_node`)."""
     return HTTPServer(
         app,
         host or config.host,
@@ -65,6 +71,7 @@ def build_server(
         server_header=f"taxii-federation/{config.name}",
         tls=config.tls,
         name=f"taxii-node-{config.name}",
+        gate=gate,
     )
 
 
@@ -77,7 +84,8 @@ def start_node(
     """Start a node in background threads and return once it accepts connections."""
     app = create_app(config, extension=extension)
     try:
-        server = build_server(config, app, host, port)
+        gate = LoginGate(node_of(app).authenticator, config.login_throttle)
+        server = build_server(config, app, host, port, gate)
         server.start()
     except BaseException:
         with app.app_context():

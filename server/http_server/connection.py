@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httptools
 
+from taxii_federation.server.http_server.gate import GateRefusal
 from taxii_federation.server.http_server.wsgi import Request, build_environ, error_answer, run_app
 
 if TYPE_CHECKING:
@@ -207,15 +209,39 @@ class Connection(asyncio.Protocol):
         self._schedule()  # no timer: how long the app takes is the app's business (a long-poll waits)
         self.transport.pause_reading()
         environ = build_environ(item, self.server.site, self.client, self.client_cert)
-        self.server.executor.submit(self._run, item, environ)
+        if self.server.gate is None:
+            self.server.executor.submit(self._run, item, environ, None)
+        else:
+            self.loop.create_task(self._through_gate(item, environ))
 
-    def _run(self, request: Request, environ: dict) -> None:
+    async def _through_gate(self, request: Request, environ: dict) -> None:
+        """On the event loop: the gate (server/http_server/gate.py) decides before any worker is used."""
+        admission = await self.server.gate.admit(environ)
+        if not isinstance(admission, GateRefusal):
+            self.server.executor.submit(self._run, request, environ, admission)
+            return
+        await asyncio.sleep(admission.delay)
+        if not self.closing and not self.transport.is_closing():
+            server = self.server
+            answer = error_answer(
+                admission.status,
+                admission.title,
+                admission.description,
+                server.site,
+                server.error_body,
+                admission.headers,
+            )
+            self._answer_and_close(answer)
+
+    def _run(self, request: Request, environ: dict, release: Callable[[], None] | None) -> None:
         """In a worker thread."""
         answer, close = run_app(self.server.app, environ, request, self.server.site, self.server.error_body)
         with contextlib.suppress(RuntimeError):  # the server stopped while the app worked
-            self.loop.call_soon_threadsafe(self._answered, answer, close)
+            self.loop.call_soon_threadsafe(self._answered, answer, close, release)
 
-    def _answered(self, answer: bytes, close: bool) -> None:
+    def _answered(self, answer: bytes, close: bool, release: Callable[[], None] | None = None) -> None:
+        if release is not None:
+            release()
         self.busy = False
         if self.closing or self.transport.is_closing():
             return

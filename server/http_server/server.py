@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from taxii_federation.server.config import LimitsConfig, TlsConfig
 from taxii_federation.server.http_server.connection import Connection
+from taxii_federation.server.http_server.gate import Gate
 from taxii_federation.server.http_server.tls import ReloadingServerContext, TlsEventLoop
 from taxii_federation.server.http_server.wsgi import ErrorBody, Site
 
@@ -37,8 +38,10 @@ class HTTPServer:
         server_header: str,
         tls: TlsConfig | None = None,
         name: str = "http",
+        gate: Gate | None = None,
     ):
         self.app, self.limits, self.max_body_bytes, self.error_body = app, limits, max_body_bytes, error_body
+        self.gate = gate
         self.tls = ReloadingServerContext(tls) if tls else None
         self.handshake_seconds = tls.handshake_seconds if tls else None
         self.name = name

@@ -177,7 +177,14 @@ def _head(
     return "".join(lines).encode("latin-1")
 
 
-def error_answer(status: int, title: str, description: str, site: Site, error_body: ErrorBody) -> bytes:
+def error_answer(
+    status: int,
+    title: str,
+    description: str,
+    site: Site,
+    error_body: ErrorBody,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """An answer the server gives itself instead of the app (a limit, a timeout); the connection ends."""
     content_type, body = error_body(status, title, description)
     lines = [
@@ -186,6 +193,7 @@ def error_answer(status: int, title: str, description: str, site: Site, error_bo
         f"Content-Length: {len(body)}\r\n",
         f"Date: {http_date()}\r\n",
         f"Server: {site.server_header}\r\n",
+        *(f"{name}: {value}\r\n" for name, value in (headers or {}).items()),
         "Connection: close\r\n",
         "\r\n",
     ]
