@@ -304,7 +304,11 @@ class Connection(asyncio.Protocol):
         self.lingering = True
         self.queue.clear()
         if self.transport.can_write_eof():
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:  # the client is gone already (ENOTCONN): nothing to linger for
+                self._abort()
+                return
         self.transport.resume_reading()
         self._arm(LINGER_SECONDS, self._abort)
 
