@@ -7,7 +7,8 @@ bench/fuzz_inputs.py. Each answer is judged as a SOC client or a CERT tool would
 - an error (4xx) that is not a TAXII error message (`application/taxii+json;version=2.1`, a JSON object with
   `title` and `http_status`), e.g. HTML or plain text from the HTTP layer or a redirect page;
 - a success whose body is not strict JSON (NaN, Infinity) or not UTF-8;
-- a connection closed without an answer to a request that was sent whole.
+- a connection closed without an answer to a request that was sent whole;
+- an error the node wrote to its log (a traceback), even when the client got a fine answer.
 It prints counts by status code and by input class, the problems with examples, and with --write puts them in
 docs/robustness.md. The exit code is 1 when there was any problem. The run is bounded by --requests and
 --seconds and is repeatable from --seed. Written for this project rather than taken from a fuzzing
@@ -32,7 +33,7 @@ from requests.structures import CaseInsensitiveDict
 
 from bench.fuzz_inputs import Probe, Target, next_probe
 from bench.http_client import ReadClient, ReadTimeout, Reply
-from bench.report import machine_line
+from bench.report import machine_line, write_section
 from bench.servers import NodeProcess
 from tests.conftest import TAXII, write_node_files
 
@@ -46,6 +47,7 @@ PROBLEMS = (
     "non-TAXII error body",
     "invalid JSON answer",
     "closed without an answer",
+    "error in the node's log",
     "fuzzer error",
 )
 
@@ -61,6 +63,7 @@ class NodeUnderTest:
         self._lock = threading.Lock()
         self.node = NodeProcess(self.config)
         self.port = self.node.port
+        self.log = self.config.parent / "node.log"
 
     def restarted_after_crash(self) -> bool:
         """True when the node had died (it is running again when this returns)."""
@@ -256,6 +259,11 @@ def run(
             tally.problems["crash"] += 1
     finally:
         node.stop()
+    # An exception the node only logged (a callback of its event loop, a worker) is a bug found all the same.
+    tracebacks = node.log.read_text(errors="replace").count("Traceback (most recent call last)")
+    if tracebacks:
+        tally.problems["error in the node's log"] += tracebacks
+        tally.examples[("node log", "error in the node's log")].append(f"see {node.log}")
     return tally
 
 
@@ -308,7 +316,7 @@ def main() -> None:
     text = report(tally, command)
     print(text)
     if args.write:
-        DOCS.write_text("# Robustness: the node under generated hostile input\n\n" + text + "\n")
+        write_section("fuzz", "Generated hostile requests against a real node", text, DOCS, "# Robustness")
     raise SystemExit(1 if sum(tally.problems.values()) else 0)
 
 

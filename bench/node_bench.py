@@ -111,8 +111,9 @@ def _report(backend, sizes, results, ingest_rates, concurrent_rate, rss, options
     lines = [
         f"Command: `python -m bench.node_bench --small {small} --large {large} --requests {options.requests}"
         f" --envelope {options.envelope} --backends {options.backends}`  ",
-        f"{machine_line()} Node on {store}, served by `taxii-fed serve` (cheroot); pages of 100, reads timed"
-        " on one keep-alive connection by the harness's own plain-socket client (bench/http_client.py).",
+        f"{machine_line()} Node on {store}, served by `taxii-fed serve` (server/http_server/); pages of 100,"
+        " reads timed on one keep-alive connection by the harness's own plain-socket client"
+        " (bench/http_client.py).",
         "",
         f"| read workload | median at {small:,} (ms) | p95 at {small:,} | median at {large:,} (ms) "
         f"| p95 at {large:,} | median ratio {large:,}/{small:,} |",

@@ -36,12 +36,32 @@ class Endpoint:
     url: str  # base URL of the node, ending in '/'
     api_root: str
     user: str
-    password: str
+    password: str | None  # None: the account logs in with its client certificate only
     ca_bundle: str | None = None
+    # PEM files of a TLS client certificate and its key; read again for every new connection, so
+    # replacing them (rotation) needs no restart.
+    client_cert: str | None = None
+    client_key: str | None = None
 
     @property
     def api_root_url(self) -> str:
         return f"{self.url}{self.api_root}/"
+
+    @property
+    def client_certificate(self) -> tuple[str, str] | str | None:
+        """As requests takes it: (cert, key), or one file holding both."""
+        if self.client_cert and self.client_key:
+            return (self.client_cert, self.client_key)
+        return self.client_cert
+
+    def requests_options(self) -> dict:
+        """The account as keyword arguments of a requests call: Basic if it has a password, the client
+        certificate if it has one, and the CA it trusts."""
+        return {
+            "auth": (self.user, self.password) if self.password is not None else None,
+            "cert": self.client_certificate,
+            "verify": self.ca_bundle or True,
+        }
 
 
 class RemoteError(Exception):
@@ -170,7 +190,11 @@ class RemoteCollection:
     def __init__(self, member: Endpoint, alias: str, timeout: float = 30):
         self.member, self.alias, self.timeout = member, alias, timeout
         self._conn = _HTTPConnection(
-            member.user, member.password, verify=member.ca_bundle or True, version="2.1"
+            member.user if member.password else None,
+            member.password,
+            verify=member.ca_bundle or True,
+            version="2.1",
+            cert=member.client_certificate,
         )
         if member.ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE override a session's own CA bundle (psf/requests#3829).
@@ -217,7 +241,12 @@ class RemoteCollection:
             error, requests.exceptions.SSLError | requests.exceptions.ConnectTimeout
         )
         reason = "connection refused" if down else str(error)
-        if isinstance(error, requests.exceptions.SSLError):
+        if isinstance(error, requests.exceptions.SSLError) and "alert" in str(error):
+            reason = (
+                f"the node refused the TLS connection ({error}); check the client certificate and that the "
+                "node's tls.client_ca trusts its issuer"
+            )
+        elif isinstance(error, requests.exceptions.SSLError):
             reason = f"TLS verification failed ({error}); pass the node's CA with --ca-bundle"
         return RemoteError(f"{self.member.name}: cannot reach {url}: {reason}", self.member.name, down)
 
@@ -230,7 +259,8 @@ class RemoteCollection:
             detail = response.text[:200]
         if response.status_code == 401:
             return RemoteError(
-                f"{self.member.name}: the node refused the credentials of user '{self.member.user}' (401)",
+                f"{self.member.name}: the node refused the credentials of user '{self.member.user}' "
+                f"(401: {detail})",
                 self.member.name,
             )
         return RemoteError(

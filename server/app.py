@@ -10,10 +10,12 @@ import secrets
 from flask import Flask, current_app, g, request
 
 from taxii_federation.server.auth import Authenticator
+from taxii_federation.server.cert_auth import CertificateIdentities, log_in
 from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import TaxiiError, install_error_handlers
 from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 from taxii_federation.server.held_reads import HeldReads
+from taxii_federation.server.http_server import CLIENT_CERT_ENVIRON_KEY
 from taxii_federation.server.media import accepts_taxii
 from taxii_federation.server.node import Node, attach_node, current_node
 from taxii_federation.server.observability import Observability
@@ -31,8 +33,13 @@ _SELF_AUTHENTICATED = "taxii_self_authenticated_blueprints"
 def _authenticate_and_negotiate() -> None:
     if request.blueprint in current_app.extensions[_SELF_AUTHENTICATED]:
         return
-    g.user = current_node().authenticator.authenticate(
-        request.headers.get("Authorization"), request.remote_addr
+    node = current_node()
+    g.user = log_in(
+        node.authenticator,
+        node.certificates,
+        request.headers.get("Authorization"),
+        request.environ.get(CLIENT_CERT_ENVIRON_KEY),
+        request.remote_addr,
     )
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(
@@ -65,12 +72,14 @@ def create_app(
     storage = storage or open_storage(config.storage_url)
     observability = Observability(config, storage, extension)
     authenticator = Authenticator(config.users, config.login_throttle, observability.login_failed)
+    certificates = CertificateIdentities(config.users)
     node = Node(
         config,
         storage,
         authenticator,
         EnvelopeValidator(config.validation_workers),
         HeldReads(config.max_held_reads, config.held_read_seconds),
+        certificates,
     )
     node.on_close.append(observability.close)
     if extension.close:
@@ -79,7 +88,8 @@ def create_app(
     install_error_handlers(app)
     observability.install(app)  # first: it times and logs every request, refused ones included
     if config.source is not None:
-        app.before_request(UserReloader(config.source, authenticator).check)
+        reloader = UserReloader(config.source, (authenticator.replace_users, certificates.replace_users))
+        app.before_request(reloader.check)
     own_login = (observability_blueprint, *extension.blueprints)
     app.extensions[_SELF_AUTHENTICATED] = {blueprint.name for blueprint in own_login}
     app.before_request(_authenticate_and_negotiate)

@@ -52,6 +52,15 @@ class Access:
         return self.can_read or self.can_write
 
 
+@dataclass(frozen=True)
+class Screening:
+    """Whether a request's credentials need a password check, and how long their user or address is locked
+    out (0: not locked)."""
+
+    needs_check: bool
+    locked_for: float = 0.0
+
+
 class Authenticator:
     """Checks HTTP Basic credentials against one node's users, throttling failed logins. `on_failure` hears
     of every refused credential (the user name given, or None when the header was not valid Basic): the
@@ -88,10 +97,15 @@ class Authenticator:
         if user is not None and token in self._verified:
             return user  # verified before: no password check, no throttling
 
+        password_hash = user.password_hash if user is not None else None
+
         def check() -> bool:
             self._throttle.check_allowed(name, address)
             with self._throttle.password_check():
-                return verify_password(password, user.password_hash if user else self._dummy_hash)
+                # Unknown users and users who log in by client certificate only are checked against the
+                # dummy hash: the same time, and never a match.
+                matches = verify_password(password, password_hash or self._dummy_hash)
+                return matches and password_hash is not None
 
         try:
             matches = self._check_once(token, check)
@@ -113,6 +127,24 @@ class Authenticator:
                 self._verified.clear()
             self._verified.add(token)
         return user
+
+    def screen(self, authorization: str | None, address: str | None) -> "Screening":
+        """What a request's credentials will cost, decided without a password check (server/login_gate.py
+        asks on the event loop, before a worker is used)."""
+        if not authorization:
+            return Screening(needs_check=False)
+        try:
+            name, password = _basic_credentials(authorization)
+        except TaxiiError:
+            return Screening(needs_check=False)  # refused at once by `authenticate`
+        token = (name, hmac.digest(self._cache_key, password.encode("utf-8", "replace"), "sha256"))
+        if name in self._users and token in self._verified:
+            return Screening(needs_check=False)
+        return Screening(needs_check=True, locked_for=self._throttle.lockout_remaining(name, address))
+
+    def refused(self, user_name: str | None) -> None:
+        """A login refused for another reason than a password (server/cert_auth.py): audited alike."""
+        self._on_failure(user_name)
 
     def find_user(self, name: str) -> UserConfig | None:
         """The user as the config now has it (a session of a removed user must end)."""

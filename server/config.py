@@ -65,18 +65,55 @@ class Grant:
     can_write: bool
 
 
+LOGIN_METHODS = ("password", "certificate", "password-or-certificate", "password-and-certificate")
+
+
+@dataclass(frozen=True)
+class CertificateMatch:
+    """One way to recognise a user's client certificate (server/cert_auth.py): `kind` is subject, san or
+    sha256; `key` is canonical, `text` as the config wrote it."""
+
+    kind: str
+    text: str
+    key: str
+
+
 @dataclass(frozen=True)
 class UserConfig:
     name: str
-    password_hash: str
+    password_hash: str | None  # None: the user logs in by client certificate only
     grants: tuple[Grant, ...] = ()
     roles: frozenset[str] = frozenset()  # from ROLES
+    certificates: tuple[CertificateMatch, ...] = ()
+    login: str = "password"  # one of LOGIN_METHODS
+
+
+CLIENT_CERTIFICATE_MODES = ("optional", "required")
 
 
 @dataclass(frozen=True)
 class TlsConfig:
     cert: Path
     key: Path
+    # Client certificates are asked for only when a CA bundle to verify them is named.
+    client_ca: Path | None = None
+    client_certificates: str = "optional"  # or "required": the handshake fails without one
+    handshake_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What one connection may cost the HTTP server before the app sees a request (server/http_server/)."""
+
+    request_line_bytes: int = 16 * 1024  # method, target and version: 414 above
+    header_bytes: int = 32 * 1024  # all header lines together: 431 above
+    headers: int = 100  # header lines: 431 above
+    keep_alive_seconds: float = 15.0  # a connection with no request under way is closed after this
+    request_seconds: float = 60.0  # from a request's first byte to its last: 408 after this
+    connections: int = 1000  # open connections; more are closed at once
+    # A connection older than this ends after its next answer: a replaced certificate (the node's or a
+    # client's) or CA bundle then applies to busy keep-alive connections too, within this time.
+    connection_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,7 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 6100
     tls: TlsConfig | None = None
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     default_api_root: str | None = None
     max_page_size: int = 1000
     # A page is cut at this many bytes of objects as well as at `limit` (`more`/`next` continue it).
@@ -176,6 +214,12 @@ class ConfigSection:
         if value <= 0:
             self.fail(f"must be a positive whole number, got {value}", key)
         return value
+
+    def positive_seconds(self, key: str, default: float) -> float:
+        value = self.get(key, (int, float), default)
+        if isinstance(value, bool) or value <= 0:
+            self.fail(f"must be a number of seconds above 0, got {value!r}", key)
+        return float(value)
 
     def check_known(self, known: set[str]) -> None:
         for key in self.data:
@@ -291,24 +335,73 @@ def _grants(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> tup
     return tuple(grants)
 
 
-def _users(section: ConfigSection, api_roots: tuple[ApiRootConfig, ...]) -> dict[str, UserConfig]:
+def _certificates(user: ConfigSection) -> tuple[CertificateMatch, ...]:
+    from taxii_federation.server.cert_auth import MATCH_KINDS, parse_certificate_match
+
+    matches = []
+    for index, item in enumerate(user.get("certificates", list, [])):
+        entry = ConfigSection(item, user.source, f"{user.key}.certificates[{index}]")
+        entry.check_known(set(MATCH_KINDS))
+        if len(entry.data) != 1:
+            entry.fail(f"give one of {', '.join(MATCH_KINDS)} per entry")
+        kind = next(iter(entry.data))
+        try:
+            matches.append(parse_certificate_match(kind, entry.get(kind, str, required=True)))
+        except ValueError as error:
+            entry.fail(str(error), kind)
+    return tuple(matches)
+
+
+def _login(user: ConfigSection, password_hash: str | None, certificates: tuple, tls: TlsConfig | None) -> str:
+    default = "password-or-certificate" if password_hash and certificates else "certificate"
+    login = user.get("login", str, "password" if not certificates else default)
+    if login not in LOGIN_METHODS:
+        user.fail(f"must be one of {', '.join(LOGIN_METHODS)}, got {login!r}", "login")
+    if "password" in login and not password_hash:
+        user.fail(f"login {login} needs a password_hash (from `taxii-fed users hash`)")
+    if "certificate" in login and not certificates:
+        user.fail(
+            f"login {login} needs certificates: the subjects, SANs or fingerprints that identify the user"
+        )
+    if login == "password" and certificates:
+        user.fail("certificates are listed but login is password; use password-or-certificate")
+    if login == "certificate" and password_hash:
+        user.fail("a password_hash is given but login is certificate; use password-or-certificate")
+    if login == "certificate" and (tls is None or tls.client_ca is None):
+        user.fail("logs in by certificate only, but the node verifies no client certificates (tls.client_ca)")
+    return login
+
+
+def _users(
+    section: ConfigSection, api_roots: tuple[ApiRootConfig, ...], tls: TlsConfig | None
+) -> dict[str, UserConfig]:
     users = {}
     for name in section.data:
         user = section.child(str(name))
-        user.check_known({"password_hash", "grants", "roles"})
+        user.check_known({"password_hash", "grants", "roles", "certificates", "login"})
         if not _USER_NAME.match(str(name)):
             user.fail("a user name is letters, digits, '.', '_', '@' or '-'")
-        password_hash = user.get("password_hash", str, required=True)
-        if not password_hash.startswith("scrypt$"):
+        password_hash = user.get("password_hash", str, None)
+        if password_hash is not None and not password_hash.startswith("scrypt$"):
             user.fail(
                 "must be a hash made by `taxii-fed users hash` (passwords are never stored in clear)",
                 "password_hash",
             )
+        certificates = _certificates(user)
+        if password_hash is None and not certificates:
+            user.fail("needs a password_hash (from `taxii-fed users hash`) or certificates, or both")
         roles = user.get("roles", list, [])
         unknown_roles = set(roles) - set(ROLES)
         if unknown_roles:
             user.fail(f"unknown role(s) {sorted(unknown_roles)}; the roles are {', '.join(ROLES)}", "roles")
-        users[str(name)] = UserConfig(str(name), password_hash, _grants(user, api_roots), frozenset(roles))
+        users[str(name)] = UserConfig(
+            str(name),
+            password_hash,
+            _grants(user, api_roots),
+            frozenset(roles),
+            certificates,
+            _login(user, password_hash, certificates, tls),
+        )
     return users
 
 
@@ -351,13 +444,6 @@ def _held_read_seconds(top: ConfigSection) -> int:
     return seconds
 
 
-def _positive_seconds(section: ConfigSection, key: str, default: float) -> float:
-    value = section.get(key, (int, float), default)
-    if isinstance(value, bool) or value <= 0:
-        section.fail(f"must be a positive number of seconds, got {value!r}", key)
-    return float(value)
-
-
 def _login_throttle(section: ConfigSection) -> LoginThrottleConfig:
     defaults = LoginThrottleConfig()
     section.check_known(
@@ -365,9 +451,9 @@ def _login_throttle(section: ConfigSection) -> LoginThrottleConfig:
     )
     return LoginThrottleConfig(
         max_failures=section.positive_int("max_failures", defaults.max_failures),
-        window_seconds=_positive_seconds(section, "window_seconds", defaults.window_seconds),
-        lockout_seconds=_positive_seconds(section, "lockout_seconds", defaults.lockout_seconds),
-        max_lockout_seconds=_positive_seconds(section, "max_lockout_seconds", defaults.max_lockout_seconds),
+        window_seconds=section.positive_seconds("window_seconds", defaults.window_seconds),
+        lockout_seconds=section.positive_seconds("lockout_seconds", defaults.lockout_seconds),
+        max_lockout_seconds=section.positive_seconds("max_lockout_seconds", defaults.max_lockout_seconds),
         concurrent_checks=section.positive_int("concurrent_checks", defaults.concurrent_checks),
     )
 
@@ -380,6 +466,44 @@ def _retention_hours(top: ConfigSection) -> int:
             "status_retention_hours",
         )
     return hours
+
+
+def _tls(section: ConfigSection, base: Path) -> TlsConfig:
+    section.check_known({"cert", "key", "client_ca", "client_certificates", "handshake_seconds"})
+    files = {
+        key: resolve_path(base, section.get(key, str, required=key != "client_ca"))
+        for key in ("cert", "key", "client_ca")
+        if key != "client_ca" or section.data.get(key)
+    }
+    for key, file in files.items():
+        if not file.is_file():
+            section.fail(f"file {file} does not exist", key)
+    mode = section.get("client_certificates", str, "optional")
+    if mode not in CLIENT_CERTIFICATE_MODES:
+        section.fail(f"must be optional or required, got {mode!r}", "client_certificates")
+    if mode == "required" and "client_ca" not in files:
+        section.fail("requiring client certificates needs tls.client_ca, the CA bundle that verifies them")
+    return TlsConfig(
+        files["cert"],
+        files["key"],
+        files.get("client_ca"),
+        mode,
+        section.positive_seconds("handshake_seconds", TlsConfig.handshake_seconds),
+    )
+
+
+def _limits(section: ConfigSection) -> LimitsConfig:
+    section.check_known(set(LimitsConfig.__dataclass_fields__))
+    defaults = LimitsConfig()
+    return LimitsConfig(
+        request_line_bytes=section.positive_int("request_line_bytes", defaults.request_line_bytes),
+        header_bytes=section.positive_int("header_bytes", defaults.header_bytes),
+        headers=section.positive_int("headers", defaults.headers),
+        keep_alive_seconds=section.positive_seconds("keep_alive_seconds", defaults.keep_alive_seconds),
+        request_seconds=section.positive_seconds("request_seconds", defaults.request_seconds),
+        connections=section.positive_int("connections", defaults.connections),
+        connection_seconds=section.positive_seconds("connection_seconds", defaults.connection_seconds),
+    )
 
 
 def _logs(top: ConfigSection, base: Path) -> LogConfig:
@@ -424,6 +548,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
             "node",
             "listen",
             "tls",
+            "limits",
             "storage",
             "catalogue",
             "users",
@@ -448,21 +573,11 @@ def load_node_config(path: str | Path) -> NodeConfig:
     port = listen.get("port", int, 6100)
     if not 0 <= port <= 65535:
         listen.fail(f"must be a TCP port (0-65535; 0 picks a free one), got {port}", "port")
-    tls = None
-    if top.data.get("tls"):
-        tls_section = top.child("tls")
-        tls_section.check_known({"cert", "key"})
-        tls = TlsConfig(
-            resolve_path(base, tls_section.get("cert", str, required=True)),
-            resolve_path(base, tls_section.get("key", str, required=True)),
-        )
-        for key, file in (("cert", tls.cert), ("key", tls.key)):
-            if not file.is_file():
-                tls_section.fail(f"file {file} does not exist", key)
+    tls = _tls(top.child("tls"), base) if top.data.get("tls") else None
     catalogue_path = resolve_path(base, top.get("catalogue", str, required=True))
     threads = top.positive_int("threads", 16)
     api_roots, default_api_root = load_catalogue(catalogue_path)
-    users = _users(ConfigSection(top.data.get("users") or {}, path, "users"), api_roots)
+    users = _users(ConfigSection(top.data.get("users") or {}, path, "users"), api_roots, tls)
     return NodeConfig(
         name=node.get("name", str, required=True),
         title=node.get("title", str, required=True),
@@ -471,13 +586,14 @@ def load_node_config(path: str | Path) -> NodeConfig:
         host=listen.get("host", str, "127.0.0.1"),
         port=port,
         tls=tls,
+        limits=_limits(ConfigSection(top.data.get("limits") or {}, path, "limits")),
         storage_url=_storage_url(base, top.get("storage", str, required=True), top),
         api_roots=api_roots,
         default_api_root=default_api_root,
         users=users,
         max_page_size=top.positive_int("max_page_size", 1000),
         max_page_bytes=top.positive_int("max_page_bytes", 16 * 1024 * 1024),
-        max_validation_seconds=_positive_seconds(top, "max_validation_seconds", 60),
+        max_validation_seconds=top.positive_seconds("max_validation_seconds", 60),
         login_throttle=_login_throttle(
             ConfigSection(top.data.get("login_throttle") or {}, path, "login_throttle")
         ),

@@ -61,7 +61,13 @@ def write_atomically(path: Path, text: str, validate: Callable[[Path], object] |
             file.flush()
             os.fsync(file.fileno())
         if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o7777)
+            before = path.stat()
+            # The node may run as another user that reads the file through its group (the systemd unit's
+            # taxii-fed, docs/deployment.md): an edit by root must not leave a file only root can read.
+            if (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, before.st_uid, before.st_gid)
+            os.chmod(temporary, before.st_mode & 0o7777)
         if validate is not None:
             try:
                 validate(temporary)

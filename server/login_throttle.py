@@ -21,6 +21,10 @@ _CHECK_QUEUE_SECONDS = 2.0  # how long a request waits for a free password check
 _QUEUE_PER_SLOT = 4  # requests that may wait for each password-check slot
 
 
+LOCKED_OUT = "too many failed logins for this user or from this address"
+BUSY = "the node is busy checking passwords"
+
+
 class LoginsThrottled(Exception):
     """The caller must wait before trying again; `retry_after` is in seconds."""
 
@@ -49,17 +53,23 @@ class LoginThrottle:
     def _keys(user: str, address: str | None) -> list[str]:
         return [f"user:{user}"] + ([f"address:{address}"] if address else [])
 
-    def check_allowed(self, user: str, address: str | None) -> None:
-        """Raise LoginsThrottled while the user or the address is locked out."""
+    def lockout_remaining(self, user: str, address: str | None) -> float:
+        """Seconds until neither the user nor the address is locked out; 0 when neither is."""
         now = self._clock()
         with self._lock:
-            waits = [
-                entry.locked_until - now
-                for key in self._keys(user, address)
-                if (entry := self._failures.get(key)) and entry.locked_until > now
-            ]
-        if waits:
-            raise LoginsThrottled(max(waits), "too many failed logins for this user or from this address")
+            return max(
+                (
+                    entry.locked_until - now
+                    for key in self._keys(user, address)
+                    if (entry := self._failures.get(key)) and entry.locked_until > now
+                ),
+                default=0.0,
+            )
+
+    def check_allowed(self, user: str, address: str | None) -> None:
+        """Raise LoginsThrottled while the user or the address is locked out."""
+        if wait := self.lockout_remaining(user, address):
+            raise LoginsThrottled(wait, LOCKED_OUT)
 
     def record_failure(self, user: str, address: str | None) -> None:
         now = self._clock()
@@ -93,7 +103,7 @@ class LoginThrottle:
         threads, and a flood must not hold them all."""
         with self._lock:
             if self._waiting >= _QUEUE_PER_SLOT * self.config.concurrent_checks:
-                raise LoginsThrottled(1.0, "the node is busy checking passwords")
+                raise LoginsThrottled(1.0, BUSY)
             self._waiting += 1
         try:
             acquired = self._checks.acquire(timeout=_CHECK_QUEUE_SECONDS)
@@ -101,7 +111,7 @@ class LoginThrottle:
             with self._lock:
                 self._waiting -= 1
         if not acquired:
-            raise LoginsThrottled(1.0, "the node is busy checking passwords")
+            raise LoginsThrottled(1.0, BUSY)
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from flask import Response, current_app, g
 
 from taxii_federation.server.auth import Access, Authenticator, collection_access, has_api_root_grant
+from taxii_federation.server.cert_auth import CertificateIdentities
 from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.held_reads import HeldReads
@@ -29,6 +30,7 @@ class Node:
     authenticator: Authenticator
     validator: EnvelopeValidator
     held_reads: HeldReads  # commits wake the reads mirrors hold open (server/held_reads.py)
+    certificates: CertificateIdentities  # who a verified client certificate is (server/cert_auth.py)
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:

@@ -1,17 +1,20 @@
-"""Running a node on cheroot, a production multi-threaded WSGI server with TLS (not Flask's dev server)."""
+"""Running a node: the app of `create_app` on the node's HTTP server (server/http_server/), in the
+background for tests and `federation up` (`start_node`), or until SIGTERM or Ctrl-C (`serve_forever`)."""
 
 import logging
+import resource
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask
 
 from taxii_federation.server.app import create_app
 from taxii_federation.server.config import NodeConfig
+from taxii_federation.server.errors import error_response
 from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
+from taxii_federation.server.http_server import HTTPServer
+from taxii_federation.server.login_gate import LoginGate
 from taxii_federation.server.node import current_node, node_of
 
 log = logging.getLogger(__name__)
@@ -19,12 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunningNode:
-    """A node listening in a background thread; `url` is its base URL with the port actually bound."""
+    """A node listening in background threads; `url` is its base URL with the port actually bound."""
 
     config: NodeConfig
     app: Flask
-    server: wsgi.Server
-    thread: threading.Thread = field(repr=False)
+    server: HTTPServer
 
     @property
     def port(self) -> int:
@@ -32,31 +34,45 @@ class RunningNode:
 
     @property
     def url(self) -> str:
+        """On the address actually bound: a `host` given to start_node wins over the config's."""
+        host, port = self.server.bind_addr[:2]
         scheme = "https" if self.config.tls else "http"
-        return f"{scheme}://{self.config.host}:{self.port}/"
+        return f"{scheme}://{host}:{port}/"
 
     def stop(self) -> None:
         node_of(self.app).held_reads.close()  # held reads answer now, so the worker threads can finish
         self.server.stop()
-        self.thread.join(timeout=10)
         with self.app.app_context():
             current_node().close()
 
 
+def taxii_error_body(status: int, title: str, description: str) -> tuple[str, bytes]:
+    """The errors the HTTP server answers itself (limits, timeouts) are TAXII error messages too."""
+    response = error_response(status, title, description)
+    return response.headers["Content-Type"], response.get_data()
+
+
 def build_server(
-    config: NodeConfig, app: Flask, host: str | None = None, port: int | None = None
-) -> wsgi.Server:
-    server = wsgi.Server(
-        (host or config.host, config.port if port is None else port),
+    config: NodeConfig,
+    app: Flask,
+    host: str | None = None,
+    port: int | None = None,
+    gate: LoginGate | None = None,
+) -> HTTPServer:
+    """The HTTP server for a node's app; `gate` is its login gate (see `start_node`)."""
+    return HTTPServer(
         app,
-        numthreads=config.threads,
-        request_queue_size=64,
-        timeout=30,
-        server_name=f"taxii-federation/{config.name}",
+        host or config.host,
+        config.port if port is None else port,
+        threads=config.threads,
+        limits=config.limits,
+        max_body_bytes=max(root.max_content_length for root in config.api_roots),
+        error_body=taxii_error_body,
+        server_header=f"taxii-federation/{config.name}",
+        tls=config.tls,
+        name=f"taxii-node-{config.name}",
+        gate=gate,
     )
-    if config.tls:
-        server.ssl_adapter = BuiltinSSLAdapter(str(config.tls.cert), str(config.tls.key))
-    return server
 
 
 def start_node(
@@ -65,17 +81,27 @@ def start_node(
     port: int | None = None,
     extension: NodeExtension = NO_EXTENSION,
 ) -> RunningNode:
-    """Start a node in a background thread and return once it accepts connections."""
+    """Start a node in background threads and return once it accepts connections."""
     app = create_app(config, extension=extension)
-    server = build_server(config, app, host, port)
-    server.prepare()  # binds the socket, so the real port is known before we return
-    thread = threading.Thread(target=server.serve, name=f"taxii-node-{config.name}", daemon=True)
-    thread.start()
-    return RunningNode(config, app, server, thread)
+    try:
+        gate = LoginGate(node_of(app).authenticator, config.login_throttle)
+        server = build_server(config, app, host, port, gate)
+        server.start()
+    except BaseException:
+        with app.app_context():
+            current_node().close()
+        raise
+    return RunningNode(config, app, server)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _allow_open_files(connections: int) -> None:
+    """Every connection is a file descriptor: raise the soft limit towards the hard one so that
+    limits.connections, not the process default (often 1,024), bounds them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256  # storage, logs, validation workers
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
 
 
 def serve_forever(
@@ -84,20 +110,18 @@ def serve_forever(
     port: int | None = None,
     extension: NodeExtension = NO_EXTENSION,
 ) -> None:
-    app = create_app(config, extension=extension)
-    server = build_server(config, app, host, port)
-    server.prepare()
+    _allow_open_files(config.limits.connections)
+    stop = threading.Event()
+    # SIGTERM (systemd, `kill`, container runtimes) stops the node as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    node = start_node(config, host, port, extension)
+    bound_host, bound_port = node.server.bind_addr
     scheme = "https" if config.tls else "http"
-    log.info("node %s serving TAXII 2.1 at %s://%s:%s/taxii2/", config.name, scheme, *server.bind_addr[:2])
-    print(f"node {config.name}: {scheme}://{server.bind_addr[0]}:{server.bind_addr[1]}/taxii2/", flush=True)
-    # SIGTERM (systemd, `kill`, process managers) stops the node as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    log.info("node %s serving TAXII 2.1 at %s://%s:%s/taxii2/", config.name, scheme, bound_host, bound_port)
+    print(f"node {config.name}: {scheme}://{bound_host}:{bound_port}/taxii2/", flush=True)
     try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(1):
+            pass
     finally:
-        node_of(app).held_reads.close()
-        server.stop()
-        with app.app_context():
-            current_node().close()
+        node.stop()  # answers held reads at once, then stops the server

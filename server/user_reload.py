@@ -7,18 +7,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from taxii_federation.server.auth import Authenticator
-from taxii_federation.server.config import ConfigError, load_node_config
+from taxii_federation.server.config import ConfigError, UserConfig, load_node_config
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 
 
 class UserReloader:
-    def __init__(self, config_path: Path, authenticator: Authenticator):
-        self.path, self.authenticator = config_path, authenticator
+    def __init__(self, config_path: Path, replace_users: Sequence[Callable[[dict[str, UserConfig]], None]]):
+        # Every holder of the user table (passwords, client certificates) takes the same new one.
+        self.path, self.replace_users = config_path, replace_users
         self._stamp = self._file_stamp()
         self._checked_at = time.monotonic()
         self._lock = threading.Lock()
@@ -44,7 +45,8 @@ class UserReloader:
             except ConfigError as error:
                 log.error("node config changed but is not valid; the users in force are kept: %s", error)
                 return
-            self.authenticator.replace_users(users)
+            for replace in self.replace_users:
+                replace(users)
             log.info("users of %s reloaded (%d users)", self.path, len(users))
         finally:
             self._lock.release()

@@ -1,8 +1,9 @@
 """Real nodes on 127.0.0.1 with ephemeral ports and SQLite files on disk, driven by real clients."""
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,19 @@ PASSWORDS = {
 @cache
 def _password_hash(password: str) -> str:
     return hash_password(password)
+
+
+def eventually(predicate: Callable, seconds: float = 10, what: str = "the condition", interval: float = 0.05):
+    """Poll `predicate` until it returns something true and return that; fail after `seconds`. For what a
+    node applies on its own time (reloaded files, link passes), never as a sleep between two steps."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {seconds:g} s")
+        time.sleep(interval)
 
 
 def load_bundle(relative: str) -> list[dict]:

@@ -1,7 +1,5 @@
 """`taxii-fed serve` as a real process on the production server, with and without TLS; `users hash`."""
 
-import datetime
-import ipaddress
 import signal
 import subprocess
 import sys
@@ -11,12 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from taxii2client.v21 import Server
 
+from taxii_federation.clients.federation.pki import LocalCA
 from taxii_federation.server.auth import verify_password
 from tests.conftest import PASSWORDS, free_port, load_bundle, post_envelope, write_node_files
 from tests.processes import wait_until_listening
@@ -24,32 +19,11 @@ from tests.processes import wait_until_listening
 CLI = [sys.executable, "-m", "taxii_federation.clients.cli"]
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "node.crt", folder / "node.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+def _node_certificate(folder: Path) -> tuple[Path, Path, Path]:
+    """A node certificate and the CA that signed it (the CA file is what clients verify with)."""
+    ca = LocalCA.create(folder / "pki")
+    issued = ca.issue_server(folder, "node", ["127.0.0.1"])
+    return ca.files.cert, issued.cert, issued.key
 
 
 def _wait_until_listening(port: int, process: subprocess.Popen) -> None:
@@ -81,7 +55,7 @@ def test_serve_runs_a_node_that_taxii2_client_can_use(tmp_path, serve):
     port = serve(write_node_files(tmp_path))
     response = requests.get(f"http://127.0.0.1:{port}/taxii2/", auth=("soc", PASSWORDS["soc"]), timeout=10)
     assert response.status_code == 200
-    assert response.headers["Server"] == "taxii-federation/test"  # cheroot, not the Werkzeug dev server
+    assert response.headers["Server"] == "taxii-federation/test"  # the node's own server, not Werkzeug's
 
 
 def test_serve_with_tls_from_the_config(tmp_path, serve, monkeypatch):
@@ -89,13 +63,13 @@ def test_serve_with_tls_from_the_config(tmp_path, serve, monkeypatch):
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     config_path = write_node_files(tmp_path)
-    cert, key = _self_signed(tmp_path)
+    ca, cert, key = _node_certificate(tmp_path)
     data = yaml.safe_load(config_path.read_text())
     data["tls"] = {"cert": str(cert), "key": key.name}  # relative paths are relative to the config file
     config_path.write_text(yaml.safe_dump(data))
     port = serve(config_path)
     server = Server(
-        f"https://127.0.0.1:{port}/taxii2/", user="soc", password=PASSWORDS["soc"], verify=str(cert)
+        f"https://127.0.0.1:{port}/taxii2/", user="soc", password=PASSWORDS["soc"], verify=str(ca)
     )
     assert [root.title for root in server.api_roots] == ["Alliance"]
     with pytest.raises(requests.exceptions.SSLError):

@@ -98,3 +98,24 @@ def test_invalid_yaml_is_reported_with_the_file(tmp_path):
     path.write_text("node: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
         load_node_config(path)
+
+
+def test_http_limits_are_read_and_checked(tmp_path):
+    path = _edit(write_node_files(tmp_path), lambda data: data.update(limits={"header_bytes": 4096}))
+    limits = load_node_config(path).limits
+    assert (limits.header_bytes, limits.headers, limits.keep_alive_seconds) == (4096, 100, 15.0)
+    _edit(path, lambda data: data.update(limits={"keep_alive_seconds": 0}))
+    with pytest.raises(ConfigError, match=r"limits\.keep_alive_seconds: must be a number of seconds above 0"):
+        load_node_config(path)
+    _edit(path, lambda data: data.update(limits={"header_size": 1}))
+    with pytest.raises(ConfigError, match=r"limits\.header_size: unknown key"):
+        load_node_config(path)
+
+
+def test_required_client_certificates_need_a_client_ca(tmp_path):
+    (tmp_path / "node.crt").write_text("unused")
+    (tmp_path / "node.key").write_text("unused")
+    tls = {"cert": "node.crt", "key": "node.key", "client_certificates": "required"}
+    path = _edit(write_node_files(tmp_path), lambda data: data.update(tls=tls))
+    with pytest.raises(ConfigError, match=r"needs tls\.client_ca"):
+        load_node_config(path)

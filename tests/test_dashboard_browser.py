@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -37,6 +38,16 @@ def alliance(tmp_path):
     running = start_alliance(load_federation_config(path), run_links=False)
     yield running
     running.stop()
+
+
+def _without_refresh_races(driver, check, attempts: int = 5) -> None:
+    for attempt in range(attempts):
+        try:
+            check(driver)
+            return
+        except StaleElementReferenceException:
+            if attempt == attempts - 1:
+                raise
 
 
 def _row(driver, kind: str, key: str):
@@ -73,39 +84,48 @@ def test_the_dashboard_shows_an_operator_what_each_link_and_member_is_doing(alli
         assert _log_in(driver, f"{hub_url}dashboard/", "ops", PASSWORDS["ops"]) is None
         assert driver.title == "Federation dashboard: hub hub"
 
-        failing = _row(driver, "link", "hub->ro:alliance-indicators")
-        assert failing.get_attribute("data-state") == "failing"
-        assert failing.find_element(By.CSS_SELECTOR, ".state").text == "FAILING"
-        assert "connection refused" in failing.find_element(By.CSS_SELECTOR, ".last-error").text
-        inbound = _row(driver, "link", "ua->hub:alliance-indicators")
-        assert inbound.get_attribute("data-state") == "ok"
-        assert inbound.find_element(By.CSS_SELECTOR, ".lag").text.startswith("4 objects, ")
-        held_text = inbound.find_element(By.CSS_SELECTOR, ".held-back").text
-        assert "tlp:red: 1" in held_text and "tlp:amber+strict: 1" in held_text
-        assert (
-            "none"
-            in _row(driver, "link", "hub->md:alliance-indicators")
-            .find_element(By.CSS_SELECTOR, ".last-error")
-            .text
-        )
+        def what_the_operator_sees(driver) -> None:
+            failing = _row(driver, "link", "hub->ro:alliance-indicators")
+            assert failing.get_attribute("data-state") == "failing"
+            assert failing.find_element(By.CSS_SELECTOR, ".state").text == "FAILING"
+            assert "connection refused" in failing.find_element(By.CSS_SELECTOR, ".last-error").text
+            inbound = _row(driver, "link", "ua->hub:alliance-indicators")
+            assert inbound.get_attribute("data-state") == "ok"
+            assert inbound.find_element(By.CSS_SELECTOR, ".lag").text.startswith("4 objects, ")
+            held_text = inbound.find_element(By.CSS_SELECTOR, ".held-back").text
+            assert "tlp:red: 1" in held_text and "tlp:amber+strict: 1" in held_text
+            assert (
+                "none"
+                in _row(driver, "link", "hub->md:alliance-indicators")
+                .find_element(By.CSS_SELECTOR, ".last-error")
+                .text
+            )
 
-        down = _row(driver, "member", "ro")
-        assert down.get_attribute("data-reachable") == "no"
-        assert "unreachable: connection refused" in down.find_element(By.CSS_SELECTOR, ".reachability").text
-        assert _row(driver, "member", "md").get_attribute("data-reachable") == "yes"
-        chart = driver.find_element(By.CSS_SELECTOR, "svg.throughput[data-member='ua']")
-        into_hub = len(published) + 7 + 1  # + the TLP marking definition that travelled with nothing held
-        assert int(chart.get_attribute("data-into-hub")) >= len(published) + 7
-        assert int(chart.get_attribute("data-into-hub")) <= into_hub
-        points = chart.find_element(By.CSS_SELECTOR, "polyline.into-hub").get_attribute("points").split()
-        assert len(points) == 60 and len({p.split(",")[1] for p in points}) > 1  # a line with a peak in it
-        md_chart = driver.find_element(By.CSS_SELECTOR, "svg.throughput[data-member='md']")
-        assert int(md_chart.get_attribute("data-from-hub")) >= len(published)
+            down = _row(driver, "member", "ro")
+            assert down.get_attribute("data-reachable") == "no"
+            assert (
+                "unreachable: connection refused" in down.find_element(By.CSS_SELECTOR, ".reachability").text
+            )
+            assert _row(driver, "member", "md").get_attribute("data-reachable") == "yes"
+            chart = driver.find_element(By.CSS_SELECTOR, "svg.throughput[data-member='ua']")
+            into_hub = len(published) + 7 + 1  # + the TLP marking definition that travelled with nothing held
+            assert int(chart.get_attribute("data-into-hub")) >= len(published) + 7
+            assert int(chart.get_attribute("data-into-hub")) <= into_hub
+            points = chart.find_element(By.CSS_SELECTOR, "polyline.into-hub").get_attribute("points").split()
+            assert (
+                len(points) == 60 and len({p.split(",")[1] for p in points}) > 1
+            )  # a line with a peak in it
+            md_chart = driver.find_element(By.CSS_SELECTOR, "svg.throughput[data-member='md']")
+            assert int(md_chart.get_attribute("data-from-hub")) >= len(published)
+
+        # The panel refreshes itself every few seconds, replacing its elements: read it whole, again if a
+        # refresh replaced an element halfway through.
+        _without_refresh_races(driver, what_the_operator_sees)
 
         # It refreshes by itself, without a reload: mirror the backlog and watch the lag go.
         driver.execute_script("window.stillTheSamePage = true;")
         alliance.federation.run_once()
-        WebDriverWait(driver, 30).until(
+        WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: (
                 _row(d, "link", "ua->hub:alliance-indicators")
                 .find_element(By.CSS_SELECTOR, ".lag")

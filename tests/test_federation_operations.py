@@ -16,7 +16,7 @@ from taxii_federation.clients.federation.alliance import start_alliance
 from taxii_federation.clients.federation.config import load_federation_config
 from taxii_federation.clients.federation.monitor import FederationMonitor
 from taxii_federation.clients.federation.state import FederationState
-from tests.conftest import SHARED_INDICATORS, load_bundle, post_envelope, write_federation_files
+from tests.conftest import SHARED_INDICATORS, eventually, load_bundle, post_envelope, write_federation_files
 from tests.processes import CLI, taxii_fed
 from tests.test_observability import sample, scrape
 
@@ -34,16 +34,6 @@ def alliance(federation_path):
     running = start_alliance(load_federation_config(federation_path), run_links=False)
     yield running
     running.stop()
-
-
-def _eventually(predicate, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not true within {seconds} s")
 
 
 def _scrape_until(url: str, name: str, value: float, **labels) -> dict:
@@ -90,7 +80,7 @@ def test_readyz_of_the_hub_turns_not_ready_when_a_member_is_down(alliance):
     hub, ua = alliance.nodes["hub"].url, alliance.nodes["ua"].url
     assert requests.get(f"{hub}readyz", timeout=30).status_code == 200
     alliance.nodes.pop("md").stop()
-    _eventually(lambda: requests.get(f"{hub}readyz", timeout=30).status_code == 503)
+    eventually(lambda: requests.get(f"{hub}readyz", timeout=30).status_code == 503, 30)
     answer = requests.get(f"{hub}readyz", timeout=30)
     assert answer.text == "not ready\n"  # which member, and why, is in the log and on the dashboard
     assert requests.get(f"{ua}readyz", timeout=30).status_code == 200

@@ -12,7 +12,7 @@ import yaml
 from taxii_federation.server.config import ConfigError, load_node_config
 from taxii_federation.server.node import node_of
 from taxii_federation.server.serve import start_node
-from tests.conftest import STRICT_ID, NodeHandle, load_bundle, write_node_files
+from tests.conftest import STRICT_ID, NodeHandle, eventually, load_bundle, write_node_files
 
 WAIT = "X-TAXII-Fed-Wait"
 
@@ -24,13 +24,6 @@ def _indicator(name: str) -> dict:
 
 def _held(node: NodeHandle) -> int:
     return node_of(node.running.app).held_reads.held
-
-
-def _until(predicate, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.01)
 
 
 def _start_node(folder: Path, storage_url: str, **settings) -> NodeHandle:
@@ -60,7 +53,7 @@ def test_a_mirrors_empty_read_is_held_until_a_commit_and_answered_with_it(node):
             headers={WAIT: "20"},
             timeout=60,
         )
-        _until(lambda: _held(node) == 1)
+        eventually(lambda: _held(node) == 1)
         fresh = _indicator("after")
         published = time.monotonic()
         node.post([fresh])
@@ -117,7 +110,7 @@ def _at_most_two_held(node: NodeHandle) -> None:
             pool.submit(s.get, node.objects_url(), headers={WAIT: "20"}, timeout=60)
             for s in mirror_sessions[:2]
         ]
-        _until(lambda: _held(node) == 2)
+        eventually(lambda: _held(node) == 2)
         started = time.monotonic()
         declined = mirror_sessions[2].get(node.objects_url(), headers={WAIT: "20"}, timeout=30)
         assert declined.headers[WAIT] == "0" and declined.json() == {"more": False}
@@ -131,7 +124,7 @@ def test_stopping_a_node_answers_its_held_reads_at_once(tmp_path, storage_url):
     node = _start_node(tmp_path / "stopping", storage_url)
     with ThreadPoolExecutor(1) as pool:
         held = pool.submit(node.session("mirror").get, node.objects_url(), headers={WAIT: "60"}, timeout=90)
-        _until(lambda: _held(node) == 1)
+        eventually(lambda: _held(node) == 1)
         started = time.monotonic()
         node.stop()
         response = held.result(timeout=30)
@@ -147,7 +140,7 @@ def test_a_commit_through_another_node_process_on_the_same_store_wakes_a_held_re
         with ThreadPoolExecutor(1) as pool:
             mirror = node.session("mirror")
             held = pool.submit(mirror.get, node.objects_url(), headers={WAIT: "20"}, timeout=60)
-            _until(lambda: _held(node) == 1)
+            eventually(lambda: _held(node) == 1)
             fresh = _indicator("from the other process")
             published = time.monotonic()
             other.post([fresh])
@@ -179,7 +172,7 @@ def test_max_held_reads_above_half_the_threads_is_refused_with_the_key(tmp_path)
 def test_a_commit_to_another_collection_leaves_a_held_read_waiting(node):
     with ThreadPoolExecutor(1) as pool:
         held = pool.submit(node.session("mirror").get, node.objects_url(), headers={WAIT: "2"}, timeout=60)
-        _until(lambda: _held(node) == 1)
+        eventually(lambda: _held(node) == 1)
         node.post([_indicator("elsewhere")], collection_id=STRICT_ID)
         response = held.result(timeout=30)
     assert response.json() == {"more": False}

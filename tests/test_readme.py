@@ -25,6 +25,7 @@ EXPECTED_OUTPUT = {
     "print(requests.post(": "complete",
     "taxii-fed discover": "alliance-indicators",
     "--data @poisonivy-envelope.json": '"status": "complete"',
+    "-nameopt RFC2253": "subject=CN=mirror,OU=ua,O=taxii-federation demo alliance",
 }
 
 

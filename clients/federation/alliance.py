@@ -21,10 +21,12 @@ def _start_member_node(member: Member, config: FederationConfig) -> RunningNode:
     node_config = replace(
         load_node_config(member.node_config), host=address.hostname, port=address.port or 80
     )
+    if member.node_tls is not None:
+        node_config = replace(node_config, tls=member.node_tls)
     if member.name == config.hub and config.source is not None:
         from taxii_federation.clients.federation.hub import hub_extension
 
-        return start_node(node_config, extension=hub_extension(config.source))
+        return start_node(node_config, extension=hub_extension(config.source, config.demo_pki))
     return start_node(node_config)
 
 

@@ -1,18 +1,22 @@
 """`taxii-fed federation check`: everything a link needs, tried before anything starts. For each member,
-the mirror account's password and its access to each agreed collection: read where the member is a link's
-source, write where it is a destination, and the `federation` role (without it provenance is ignored and
-hub-and-spoke mirroring would echo). A member whose node this machine runs (`node_config`) is checked
-against that config offline; any other member is asked over TAXII."""
+the mirror account's password or client certificate and its access to each agreed collection: read where
+the member is a link's source, write where it is a destination, and the `federation` role (without it
+provenance is ignored and hub-and-spoke mirroring would echo). A member whose node this machine runs
+(`node_config`) is checked against that config offline; any other member is asked over TAXII."""
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from taxii_federation.clients.federation.config import FederationConfig, Member
 from taxii_federation.clients.federation.scheduler import build_links
 from taxii_federation.server.auth import collection_access, verify_password
-from taxii_federation.server.config import ConfigError, load_node_config
+from taxii_federation.server.cert_auth import CertificateIdentities
+from taxii_federation.server.config import ConfigError, UserConfig, load_node_config
 
 TAXII = "application/taxii+json;version=2.1"
 
@@ -44,16 +48,9 @@ def _offline(member: Member, needs: dict[str, set[str]]) -> list[Finding]:
     user = node.users.get(member.user)
     if user is None:
         return [Finding(member.name, False, f"{member.node_config} has no user '{member.user}'")]
-    if not verify_password(member.password, user.password_hash):
-        return [
-            Finding(
-                member.name,
-                False,
-                f"the password of {member.password_from} does not match user '{member.user}' of "
-                f"{member.node_config}",
-            )
-        ]
-    findings = [Finding(member.name, True, f"{member.password_from} holds user '{member.user}''s password")]
+    findings = _credential_findings(member, user, node.users)
+    if not all(finding.ok for finding in findings):
+        return findings
     if "federation" not in user.roles:
         findings.append(
             Finding(member.name, False, f"user '{member.user}' of {member.node_config} lacks role federation")
@@ -71,15 +68,48 @@ def _offline(member: Member, needs: dict[str, set[str]]) -> list[Finding]:
     return findings
 
 
+def _credential_findings(member: Member, user: UserConfig, users: dict[str, UserConfig]) -> list[Finding]:
+    """Whether the member's password and client certificate, as far as it has them, are `user`'s."""
+    where = f"user '{member.user}' of {member.node_config}"
+    findings = []
+    if member.password is not None:
+        if user.password_hash is None or not verify_password(member.password, user.password_hash):
+            return [
+                Finding(member.name, False, f"the password of {member.password_from} does not match {where}")
+            ]
+        findings.append(
+            Finding(member.name, True, f"{member.password_from} holds user '{member.user}''s password")
+        )
+    if member.client_cert:
+        try:
+            pem = Path(member.client_cert).read_bytes()
+            der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+        except (OSError, ValueError) as error:
+            return [Finding(member.name, False, f"cannot read client_cert {member.client_cert}: {error}")]
+        owner, described = CertificateIdentities(users).owner(der)
+        if owner is None or owner.name != user.name:
+            return [
+                Finding(
+                    member.name,
+                    False,
+                    f"the client certificate {member.client_cert} ({described}) is not mapped to {where} "
+                    "(users.NAME.certificates)",
+                )
+            ]
+        findings.append(Finding(member.name, True, f"client certificate {member.client_cert} is {where}"))
+    if user.login == "password-and-certificate" and len(findings) < 2:
+        return [Finding(member.name, False, f"{where} logs in with password and certificate; give both")]
+    return findings
+
+
 def _online(member: Member, needs: dict[str, set[str]]) -> list[Finding]:
     url = f"{member.api_root_url}collections/"
     try:
         response = requests.get(
             url,
-            auth=(member.user, member.password),
+            **member.requests_options(),
             headers={"Accept": TAXII},
             timeout=10,
-            verify=member.ca_bundle or True,
         )
     except requests.RequestException as error:
         return [Finding(member.name, False, f"cannot reach {url}: {error.__class__.__name__}: {error}")]

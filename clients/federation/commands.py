@@ -9,11 +9,11 @@ import click
 from taxii_federation.server.config import ConfigError
 
 
-def _load_federation(config_path: str):
+def _load_federation(config_path: str, demo_pki: Path | None = None):
     from taxii_federation.clients.federation.reload import FederationConfigFiles
 
     try:
-        return FederationConfigFiles(config_path)
+        return FederationConfigFiles(config_path, demo_pki)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
@@ -33,6 +33,36 @@ def federation() -> None:
     """Run the alliance's nodes and mirrors; show federation health."""
 
 
+_TLS_OPTION = click.option(
+    "--tls",
+    is_flag=True,
+    help="The demo over HTTPS with mTLS between nodes, with the certificates of `taxii-fed pki init`.",
+)
+_PKI_OPTION = click.option(
+    "--pki",
+    "pki_folder",
+    default="var/pki",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the demo CA and certificates.",
+)
+
+
+def _demo_pki(config_path: str, tls: bool, pki_folder: str, create: bool = False) -> Path | None:
+    """With --tls, the folder of the demo CA (made first if `create` and it is missing); else None."""
+    if not tls:
+        return None
+    from taxii_federation.clients.federation.pki import init_demo_pki
+
+    folder = Path(pki_folder)
+    if not (folder / "ca.crt").exists():
+        if not create:
+            raise click.ClickException(f"no demo CA in {folder}; run `taxii-fed pki init` first")
+        init_demo_pki(_load_federation(config_path).config, folder)
+        click.echo(f"made the demo CA and certificates in {folder} (taxii-fed pki init)")
+    return folder
+
+
 def _check_local_members(config) -> None:
     """What `federation up` refuses to start with: a local member whose mirror account would not work."""
     from taxii_federation.clients.federation.check import check_federation
@@ -46,12 +76,14 @@ def _check_local_members(config) -> None:
 
 @federation.command("up")
 @_FEDERATION_OPTION
-def federation_up(config_path: str) -> None:
+@_TLS_OPTION
+@_PKI_OPTION
+def federation_up(config_path: str, tls: bool, pki_folder: str) -> None:
     """Start every member node this config runs, plus all mirrors, until Ctrl-C. A change to the config
     files (or SIGHUP) is applied while running; checkpoints are kept."""
     from taxii_federation.clients.federation.alliance import start_alliance
 
-    files = _load_federation(config_path)
+    files = _load_federation(config_path, _demo_pki(config_path, tls, pki_folder, create=True))
     config = files.config
     _check_local_members(config)
     alliance = start_alliance(config)
@@ -104,7 +136,9 @@ def _run_until_stopped(files, alliance) -> None:
 @federation.command("status")
 @_FEDERATION_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (links and members).")
-def federation_status(config_path: str, as_json: bool) -> None:
+@_TLS_OPTION
+@_PKI_OPTION
+def federation_status(config_path: str, as_json: bool, tls: bool, pki_folder: str) -> None:
     """Per link: state, checkpoint, lag, last success, last error, held-back counts. Exits 1 when any link
     is failing (for monitoring)."""
     from dataclasses import asdict
@@ -113,7 +147,9 @@ def federation_status(config_path: str, as_json: bool) -> None:
     from taxii_federation.clients.federation.status import format_report
 
     try:
-        monitor = FederationMonitor(config_path, cache_seconds=0)
+        monitor = FederationMonitor(
+            config_path, cache_seconds=0, demo_pki=_demo_pki(config_path, tls, pki_folder)
+        )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     try:
@@ -132,12 +168,14 @@ def federation_status(config_path: str, as_json: bool) -> None:
 
 @federation.command("check")
 @_FEDERATION_OPTION
-def federation_check(config_path: str) -> None:
+@_TLS_OPTION
+@_PKI_OPTION
+def federation_check(config_path: str, tls: bool, pki_folder: str) -> None:
     """Validate every config and try each member's mirror credentials and collections, before anything
     starts: members this machine runs against their node config, the others over TAXII."""
     from taxii_federation.clients.federation.check import check_federation
 
-    findings = check_federation(_load_federation(config_path).config)
+    findings = check_federation(_load_federation(config_path, _demo_pki(config_path, tls, pki_folder)).config)
     for finding in findings:
         click.echo(str(finding))
     failed = [finding for finding in findings if not finding.ok]
@@ -229,4 +267,24 @@ def mirror(config_path: str, once: bool) -> None:
     _run_until_stopped(files, running)
 
 
-COMMANDS = (federation, mirror)
+@click.group()
+def pki() -> None:
+    """The demo alliance's certificate authority."""
+
+
+@pki.command("init")
+@_FEDERATION_OPTION
+@_PKI_OPTION
+def pki_init(config_path: str, pki_folder: str) -> None:
+    """Make a local CA (kept if present) and, per member, a node certificate and a mirror certificate."""
+    from taxii_federation.clients.federation.pki import init_demo_pki, mirror_subject
+
+    config = _load_federation(config_path).config
+    init_demo_pki(config, Path(pki_folder))
+    click.echo(f"demo CA {pki_folder}/ca.crt; per member node-NAME.crt/.key and mirror-NAME.crt/.key:")
+    for name in config.members:
+        click.echo(f"  {name:<4} mirror certificate subject {mirror_subject(name)}")
+    click.echo("taxii-fed federation up --tls runs the demo over HTTPS with them")
+
+
+COMMANDS = (federation, mirror, pki)

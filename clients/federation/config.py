@@ -11,6 +11,7 @@ from taxii_federation.clients.taxii import Endpoint
 from taxii_federation.server.config import (
     ConfigError,
     ConfigSection,
+    TlsConfig,
     load_node_config,
     read_yaml,
     resolve_path,
@@ -30,6 +31,7 @@ class Member(Endpoint):
     # taxii-fed nodes give every object its own, strictly increasing date_added, so a link may checkpoint
     # after each page; other servers (medallion gives a whole POST one date_added) only after a full walk.
     server: str = "taxii-fed"
+    node_tls: TlsConfig | None = None  # `federation up --tls`: the TLS of the node it runs for this member
     paused: bool = False  # its links are shown, not run (maintenance at the member)
     password_from: str = ""  # where the password was read, for messages: "password_file PATH"
     password_file: Path | None = None
@@ -69,11 +71,12 @@ class FederationConfig:
     source: Path | None = None
     agreements_path: Path | None = None
     files: tuple[Path, ...] = ()  # every file it was read from: a change to any of them is a new config
+    demo_pki: Path | None = None  # `federation up --tls`: the demo CA folder every member's TLS comes from
 
 
-def _password(section: ConfigSection, base: Path) -> tuple[str, str, Path | None]:
-    """The password, where it came from (for messages) and the file that holds it, if one does."""
-    section.check_known({"user", "password_file", "password_env"})
+def _password(section: ConfigSection, base: Path) -> tuple[str | None, str, Path | None]:
+    """The password (None: the link logs in with its client certificate only), where it came from (for
+    messages) and the file that holds it, if one does."""
     if "password_env" in section.data:
         name = section.get("password_env", str)
         if name not in os.environ:
@@ -81,11 +84,25 @@ def _password(section: ConfigSection, base: Path) -> tuple[str, str, Path | None
                 f"environment variable {name} is not set; export the member's password in it", "password_env"
             )
         return os.environ[name], f"{section.key}.password_env {name}", None
+    if "password_file" not in section.data:
+        if section.data.get("client_cert"):
+            return None, f"{section.key}.client_cert", None
+        section.fail("needs password_file, password_env or client_cert (with client_key)")
     path = resolve_path(base, section.get("password_file", str, required=True))
     try:
         return path.read_text(encoding="utf-8").strip(), f"{section.key}.password_file {path}", path
     except OSError as error:
         section.fail(f"cannot read {path}: {error.strerror}", "password_file")
+
+
+def _credential_file(section: ConfigSection, base: Path, key: str) -> str | None:
+    text = section.get(key, str, None)
+    if text is None:
+        return None
+    path = resolve_path(base, text)
+    if not path.is_file():
+        section.fail(f"file {path} does not exist", key)
+    return str(path)
 
 
 def _member(name: str, section: ConfigSection, base: Path) -> Member:
@@ -97,6 +114,7 @@ def _member(name: str, section: ConfigSection, base: Path) -> Member:
     if server not in SERVER_KINDS:
         section.fail(f"must be one of {', '.join(SERVER_KINDS)}, got {server!r}", "server")
     credentials = section.child("credentials")
+    credentials.check_known({"user", "password_file", "password_env", "client_cert", "client_key"})
     ca_bundle = section.get("ca_bundle", str, None)
     node_config = section.get("node_config", str, None)
     password, password_from, password_file = _password(credentials, base)
@@ -107,6 +125,8 @@ def _member(name: str, section: ConfigSection, base: Path) -> Member:
         user=credentials.get("user", str, required=True),
         password=password,
         ca_bundle=str(resolve_path(base, ca_bundle)) if ca_bundle else None,
+        client_cert=_credential_file(credentials, base, "client_cert"),
+        client_key=_credential_file(credentials, base, "client_key"),
         node_config=resolve_path(base, node_config) if node_config else None,
         server=server,
         paused=section.get("paused", bool, False),

@@ -15,8 +15,8 @@ from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 
 
-def hub_extension(federation_file: Path) -> NodeExtension:
-    monitor = FederationMonitor(federation_file)
+def hub_extension(federation_file: Path, demo_pki: Path | None = None) -> NodeExtension:
+    monitor = FederationMonitor(federation_file, demo_pki=demo_pki)
     return NodeExtension(
         blueprints=(dashboard_blueprint(monitor),),
         collectors=(LinkCollector(monitor),),

@@ -52,10 +52,9 @@ def probe_member(member: Member) -> MemberReport:
     try:
         response = requests.get(
             member.api_root_url,
-            auth=(member.user, member.password),
+            **member.requests_options(),
             headers={"Accept": "application/taxii+json;version=2.1"},
             timeout=REACH_TIMEOUT_SECONDS,
-            verify=member.ca_bundle or True,
         )
     except requests.RequestException as error:
         reason = "connection refused" if isinstance(error, requests.ConnectionError) else str(error)
@@ -75,8 +74,10 @@ def probe_member(member: Member) -> MemberReport:
 
 
 class FederationMonitor:
-    def __init__(self, config_path: str | Path, cache_seconds: float = CACHE_SECONDS):
-        self.files = FederationConfigFiles(config_path)
+    def __init__(
+        self, config_path: str | Path, cache_seconds: float = CACHE_SECONDS, demo_pki: Path | None = None
+    ):
+        self.files = FederationConfigFiles(config_path, demo_pki)
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._lags: dict[str, tuple[float, str | None, LinkReport]] = {}

@@ -45,11 +45,12 @@ def without_paused(config: FederationConfig) -> FederationConfig:
 
 
 class FederationConfigFiles:
-    """The latest valid config read from a federation file and every file it names."""
+    """The latest valid config read from a federation file and every file it names; with `demo_pki` (the
+    folder of `taxii-fed pki init`), every reading is the demo over TLS (`federation up --tls`)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.config = load_federation_config(self.path)
+    def __init__(self, path: str | Path, demo_pki: Path | None = None):
+        self.path, self.demo_pki = Path(path), demo_pki
+        self.config = self._load()
         self.error: str | None = None  # why the files as they are now could not be used
         self._stamps = _stamps(self.config.files)
         self._lock = threading.Lock()
@@ -62,7 +63,7 @@ class FederationConfigFiles:
         with self._lock:
             stamps = _stamps(self.config.files)
             try:
-                config = load_federation_config(self.path)
+                config = self._load()
             except ConfigError as error:
                 self._stamps, self.error = stamps, str(error)
                 log.error("federation config not reloaded, the running one is kept: %s", error)
@@ -72,6 +73,14 @@ class FederationConfigFiles:
                 return False
             self.config = config
             return True
+
+    def _load(self) -> FederationConfig:
+        config = load_federation_config(self.path)
+        if self.demo_pki is None:
+            return config
+        from taxii_federation.clients.federation.pki import with_demo_tls
+
+        return with_demo_tls(config, self.demo_pki)
 
     def current(self) -> FederationConfig:
         """The config, read again if a file changed since."""
