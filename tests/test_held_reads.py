@@ -210,7 +210,7 @@ def test_deliveries_a_mirror_calls_not_news_keep_its_read_held_until_an_object_t
             headers=headers,
             timeout=60,
         )
-        _until(lambda: _held(node) == 1)
+        eventually(lambda: _held(node) == 1)
         _deliver_from_hub(node, [_indicator("from the hub")])
         time.sleep(0.5)  # the commit woke the read, which looked and held on
         assert _held(node) == 1 and not held.done()
@@ -231,7 +231,7 @@ def test_a_full_page_of_what_is_not_news_is_answered_so_the_mirror_moves_past_it
             headers={WAIT: "20", NOT_NEWS: HUB_DELIVERY},
             timeout=60,
         )
-        _until(lambda: _held(node) == 1)
+        eventually(lambda: _held(node) == 1)
         _deliver_from_hub(node, [_indicator("one")])
         time.sleep(0.3)
         assert not held.done()
