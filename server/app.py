@@ -15,7 +15,7 @@ from taxii_federation.server.config import NodeConfig
 from taxii_federation.server.errors import TaxiiError, install_error_handlers
 from taxii_federation.server.extension import NO_EXTENSION, NodeExtension
 from taxii_federation.server.held_reads import HeldReads
-from taxii_federation.server.http_server import CLIENT_CERT_ENVIRON_KEY
+from taxii_federation.server.http_server import CLIENT_CERT_ENVIRON_KEY, GATE_PASSED_ENVIRON_KEY
 from taxii_federation.server.media import accepts_taxii
 from taxii_federation.server.node import Node, attach_node, current_node
 from taxii_federation.server.observability import Observability
@@ -34,13 +34,18 @@ def _authenticate_and_negotiate() -> None:
     if request.blueprint in current_app.extensions[_SELF_AUTHENTICATED]:
         return
     node = current_node()
-    g.user = log_in(
-        node.authenticator,
-        node.certificates,
-        request.headers.get("Authorization"),
-        request.environ.get(CLIENT_CERT_ENVIRON_KEY),
-        request.remote_addr,
-    )
+    try:
+        g.user = log_in(
+            node.authenticator,
+            node.certificates,
+            request.headers.get("Authorization"),
+            request.environ.get(CLIENT_CERT_ENVIRON_KEY),
+            request.remote_addr,
+        )
+    finally:
+        gate_passed = request.environ.get(GATE_PASSED_ENVIRON_KEY)
+        if gate_passed is not None:
+            gate_passed()  # the password check is over: its slot goes to the next login, not a long-poll
     if not accepts_taxii(request.headers.get("Accept")):
         raise TaxiiError(
             406,

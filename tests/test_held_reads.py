@@ -120,6 +120,21 @@ def _at_most_two_held(node: NodeHandle) -> None:
         assert all(len(future.result(timeout=30).json()["objects"]) == 1 for future in held)
 
 
+def test_a_held_read_leaves_the_password_check_to_other_logins(node):
+    # One password check at a time (login_throttle.concurrent_checks defaults to 1): a mirror's first,
+    # still unverified login that is then held must not keep every other login waiting.
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(node.session("mirror").get, node.objects_url(), headers={WAIT: "20"}, timeout=60)
+        eventually(lambda: _held(node) == 1)
+        started = time.monotonic()
+        response = node.session("soc").get(node.collection_url(), timeout=30)
+        answered = time.monotonic() - started
+        node.post([_indicator("ends the hold")])
+        assert held.result(timeout=30).status_code == 200
+    assert response.status_code == 200
+    assert answered < 2, f"a new login waited {answered:.1f} s behind a held read"
+
+
 def test_stopping_a_node_answers_its_held_reads_at_once(tmp_path, storage_url):
     node = _start_node(tmp_path / "stopping", storage_url)
     with ThreadPoolExecutor(1) as pool:

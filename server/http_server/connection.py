@@ -8,6 +8,7 @@ one and sending the answer all happen on the event loop. Requests on one connect
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from taxii_federation.server.http_server.gate import GateRefusal
+from taxii_federation.server.http_server.gate import GATE_PASSED_ENVIRON_KEY, GateRefusal
 from taxii_federation.server.http_server.wsgi import Request, build_environ, error_answer, run_app
 
 if TYPE_CHECKING:
@@ -235,6 +236,9 @@ class Connection(asyncio.Protocol):
 
     def _run(self, request: Request, environ: dict, release: Callable[[], None] | None) -> None:
         """In a worker thread."""
+        if release is not None:
+            release = _once_on_loop(self.loop, release)
+            environ[GATE_PASSED_ENVIRON_KEY] = release
         answer, close = run_app(self.server.app, environ, request, self.server.site, self.server.error_body)
         with contextlib.suppress(RuntimeError):  # the server stopped while the app worked
             self.loop.call_soon_threadsafe(self._answered, answer, close, release)
@@ -380,3 +384,20 @@ class Connection(asyncio.Protocol):
         )
         self._stop_parsing()
         self._next()
+
+
+def _once_on_loop(loop: asyncio.AbstractEventLoop, action: Callable[[], None]) -> Callable[[], None]:
+    """A callable, safe from any thread, that runs `action` on `loop` the first time it is called."""
+    lock = threading.Lock()
+    called = False
+
+    def call() -> None:
+        nonlocal called
+        with lock:
+            if called:
+                return
+            called = True
+        with contextlib.suppress(RuntimeError):  # the server stopped
+            loop.call_soon_threadsafe(action)
+
+    return call

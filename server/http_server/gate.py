@@ -19,8 +19,13 @@ class GateRefusal:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-# Run the app now; when a callable, call it once the app has answered (the slot the request took).
+# Run the app now; when a callable, call it once (the slot the request took): when the app calls the
+# environ's GATE_PASSED_ENVIRON_KEY, or else when it has answered.
 Admission = GateRefusal | Callable[[], None] | None
+
+# The environ key of a callable that the app calls, from its worker thread, once it is past what the gate
+# admitted the request for (its login): a long-poll must not keep a password-check slot while it waits.
+GATE_PASSED_ENVIRON_KEY = "taxii_federation.gate_passed"
 
 
 class Gate(Protocol):
