@@ -108,12 +108,13 @@ def test_add_member_then_a_publish_at_it_reaches_every_other_member(tmp_path):
         for name, link in before.items():
             if link.checkpoint is not None:
                 assert after[name].checkpoint >= link.checkpoint, name
-        # ua->hub continued from its checkpoint: it read pl's objects (echoes for it), not the history again.
-        assert (
+        # ua->hub continued from its checkpoint, never reading the history again: at most pl's 5 objects,
+        # echoes for it, which its held read at ua does not even wake for (not news: the hub delivered them).
+        read_since = (
             after["ua->hub:alliance-indicators"].objects_seen
             - before["ua->hub:alliance-indicators"].objects_seen
-            == 5
         )
+        assert read_since <= 5
         assert {"pl->hub:alliance-indicators", "hub->pl:alliance-indicators"} <= set(after)
     finally:
         up.send_signal(signal.SIGTERM)
