@@ -25,6 +25,7 @@ LINK_HEADER = "X-TAXII-Fed-Link"
 VALIDATED_HEADER = "X-TAXII-Fed-Validated"
 WAIT_HEADER = "X-TAXII-Fed-Wait"  # a held read: wait at the source until a commit (server/held_reads.py)
 NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"  # nodes and links whose versions do not end a held read
+PASSED_HEADER = "X-TAXII-Fed-Passed"  # how far the source looked past what was not news
 NEWS_PAGE = 100  # how many versions a held read looks at for news
 
 
@@ -77,6 +78,8 @@ class RemoteError(Exception):
 class WaitAnswer:
     news: bool  # the source holds something after the position waited from
     held: bool  # the source held the read; False: it answered at once (busy, or not a taxii-federation node)
+    # The date_added up to which everything after the position waited from was not news (echoes).
+    passed: str | None = None
 
 
 @dataclass
@@ -324,7 +327,7 @@ class RemoteCollection:
         )
         news = bool(response.json().get("objects"))
         held = float(response.headers.get(WAIT_HEADER) or 0) > 0
-        return WaitAnswer(news, held)
+        return WaitAnswer(news, held, response.headers.get(PASSED_HEADER))
 
     def reachable(self) -> bool:
         """Whether the node answers HTTP at all (its API root): a cheap probe for a node that was down."""

@@ -11,8 +11,9 @@ other accounts never see any of it: the header is ignored for them.
 A mirror may also say what is not news to it (`X-TAXII-Fed-Not-News`: node and link names): the objects
 first published at those nodes or delivered here by those links, which its links would not carry back (the
 federation's echoes: the hub's own deliveries to this member). The node then keeps holding while only such
-objects arrive, answering for them once they fill the page the mirror asked for or the time is up, so the
-mirror still moves its checkpoint past them; what is news is answered at once as before.
+objects arrive, looking at each once (ids and provenance, no bodies), and answers when news arrives or the
+time is up; `X-TAXII-Fed-Passed: DATE_ADDED` then says how far everything after the position asked from was
+not news, so the mirror moves its checkpoint past the echoes without reading them.
 
 A held read keeps a worker thread of the HTTP server, so a node holds at most `max_held_reads` at once and
 each for at most `held_read_seconds`; beyond the bound a read is answered at once, and normal requests are
@@ -25,11 +26,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from taxii_federation.server.storage.base import ObjectQuery, Page, StoredVersion
 
 WAIT_HEADER = "X-TAXII-Fed-Wait"
 NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"
+PASSED_HEADER = "X-TAXII-Fed-Passed"
 RECHECK_SECONDS = 1.0  # how soon a commit by another process sharing the store is seen by a held read
 
 
@@ -68,29 +71,47 @@ class HeldReads:
         read: Callable[[ObjectQuery], Page],
         not_news: "NotNews | None" = None,
         seen: Page | None = None,
-    ) -> tuple[Page, float]:
-        """Wait until `read(query)` has news (items, of which not all are `not_news` unless they fill the
-        page), at most `seconds` (capped by the node's bound). Returns the page (on timeout or shutdown the
-        last one read: empty, or what was not news) and the seconds granted, 0 when the node declined."""
+    ) -> "HeldAnswer":
+        """Wait until what `read(query)` finds has news (an item not `not_news`), at most `seconds` (capped
+        by the node's bound); `seen` is what the caller's own read found (nothing, or nothing new)."""
         not_news = not_news or NotNews()
-        last = seen or Page([], more=False)
+        seen = seen or Page([], more=False)
         granted = min(seconds, self.max_seconds)
         with self._changed:
             if self._closed or granted <= 0 or self._held >= self.max_held:
-                return last, 0
+                return HeldAnswer(seen, 0, None)
             self._held += 1
         try:
             deadline = time.monotonic() + granted
-            while True:
+            # How far the held read has looked: what it saw once is not read again at each commit.
+            scan = _past(replace(query, with_bodies=False), seen.items)
+            news = False
+            if seen.more:  # what the caller read filled its page: what follows may be news already
+                scan, news = self._look(scan, read, not_news, deadline)
+            while not news:
                 generation = self._wait_for_commit(query.collection_id, generation, deadline)
                 if generation is None:
-                    return last, granted
-                last = read(query)
-                if not_news.has_news(last):
-                    return last, granted
+                    return HeldAnswer(Page([], more=False), granted, _passed(query, scan))
+                scan, news = self._look(scan, read, not_news, deadline)
+            return HeldAnswer(read(replace(query, after=scan.after)), granted, _passed(query, scan))
         finally:
             with self._changed:
                 self._held -= 1
+
+    def _look(
+        self, scan: ObjectQuery, read: Callable[[ObjectQuery], Page], not_news: "NotNews", deadline: float
+    ) -> tuple[ObjectQuery, bool]:
+        """Read on from `scan` through what is new since; returns where the look ended and whether it found
+        news there. Bounded by what was committed and by the deadline."""
+        while time.monotonic() < deadline:
+            page = read(scan)
+            news_at = next((n for n, item in enumerate(page.items) if not not_news.covers(item)), None)
+            if news_at is not None:
+                return _past(scan, page.items[:news_at]), True
+            scan = _past(scan, page.items)
+            if not page.more:
+                break
+        return scan, False
 
     def _wait_for_commit(self, collection_id: str, generation: int, deadline: float) -> int | None:
         """Wait for a commit after `generation`, or RECHECK_SECONDS for other processes' commits; returns
@@ -127,6 +148,23 @@ class NotNews:
         return version.origin_node in self.names or version.link in self.names
 
     def has_news(self, page: Page) -> bool:
-        """A page is news when it has an item that is, or when it is full: a mirror moves past a page
-        of what is not news to it too, or it would be read again at every commit."""
-        return bool(page.items) and (page.more or not all(self.covers(item) for item in page.items))
+        return any(not self.covers(item) for item in page.items)
+
+
+@dataclass(frozen=True)
+class HeldAnswer:
+    """What a held read answers: the page (from where everything before it was not news), the seconds the
+    node granted (0: declined), and the date_added up to which all was not news (None: nothing passed)."""
+
+    page: Page
+    granted: float
+    passed: int | None
+
+
+def _past(query: ObjectQuery, items: list[StoredVersion]) -> ObjectQuery:
+    """The query positioned after `items` (in date_added order), as a `next` cursor would be."""
+    return replace(query, after=items[-1].date_added) if items else query
+
+
+def _passed(query: ObjectQuery, scan: ObjectQuery) -> int | None:
+    return scan.after if scan.after != query.after else None

@@ -304,6 +304,20 @@ def test_the_hubs_deliveries_to_a_member_do_not_wake_its_link_back_to_the_hub(al
     ]
 
 
+def test_a_members_link_to_the_hub_skips_the_hubs_deliveries_unread(alliance_factory):
+    alliance = alliance_factory(run_links=True, poll_interval=0.2)
+    objects = load_bundle("oasis-examples/apt1.json")
+    _wait_for(lambda: [_held_at(alliance, m) for m in ("hub", "ua", "ro", "md")] == [1, 1, 1, 1], timeout=30)
+    publish(alliance, "ua", objects[:5])
+    _wait_for(lambda: all(len(holdings(alliance, m)) == 5 for m in ("hub", "ro", "md")), timeout=30)
+    seen_before = alliance.federation.state.links()["ro->hub:alliance-indicators"].objects_seen
+    publish(alliance, "ro", objects[5:6])
+    _wait_for(lambda: all(len(holdings(alliance, m)) == 6 for m in ("hub", "ua", "md")), timeout=30)
+    # ro's link read its own publication only: the source passed the five echoes before it, unread.
+    link = alliance.federation.state.links()["ro->hub:alliance-indicators"]
+    assert link.objects_seen - seen_before == 1
+
+
 def test_sources_that_hold_no_reads_are_polled(alliance_factory):
     alliance = alliance_factory(run_links=True, poll_interval=0.2, node_settings={"max_held_reads": 0})
     objects = load_bundle("oasis-examples/apt1.json")[:5]

@@ -195,6 +195,7 @@ def test_a_commit_to_another_collection_leaves_a_held_read_waiting(node):
 
 
 NOT_NEWS = "X-TAXII-Fed-Not-News"
+PASSED = "X-TAXII-Fed-Passed"
 HUB_DELIVERY = "hub->test:alliance-indicators"
 
 
@@ -227,15 +228,20 @@ def test_deliveries_a_mirror_calls_not_news_keep_its_read_held_until_an_object_t
         )
         eventually(lambda: _held(node) == 1)
         _deliver_from_hub(node, [_indicator("from the hub")])
+        echo_added = _last_added(node)
         time.sleep(0.5)  # the commit woke the read, which looked and held on
         assert _held(node) == 1 and not held.done()
         fresh = _indicator("published here")
         node.post([fresh])
         response = held.result(timeout=30)
-    assert [o["name"] for o in response.json()["objects"]] == ["from the hub", "published here"]
+    # Answered from past the echo, and how far it was passed, so the mirror's checkpoint skips it unread.
+    assert [o["name"] for o in response.json()["objects"]] == ["published here"]
+    assert response.headers[PASSED] == echo_added
 
 
-def test_a_full_page_of_what_is_not_news_is_answered_so_the_mirror_moves_past_it(node):
+def test_more_than_a_page_of_what_is_not_news_keeps_the_read_held_until_news_follows_it(node):
+    # The hub delivering a burst to this member: the member's watch is not woken for it, only for news,
+    # which may come after more echoes than one page holds.
     node.post([_indicator("before")])
     checkpoint = _last_added(node)
     with ThreadPoolExecutor(1) as pool:
@@ -247,19 +253,42 @@ def test_a_full_page_of_what_is_not_news_is_answered_so_the_mirror_moves_past_it
             timeout=60,
         )
         eventually(lambda: _held(node) == 1)
-        _deliver_from_hub(node, [_indicator("one")])
-        time.sleep(0.3)
-        assert not held.done()
-        _deliver_from_hub(node, [_indicator("two"), _indicator("three")])
+        _deliver_from_hub(node, [_indicator(name) for name in ("one", "two", "three")])
+        _deliver_from_hub(node, [_indicator("four")])
+        echo_added = _last_added(node)
+        time.sleep(0.5)  # both commits woke the read, which looked past them and held on
+        assert _held(node) == 1 and not held.done()
+        started = time.monotonic()
+        node.post([_indicator("news")])
         response = held.result(timeout=30)
-    assert response.json()["more"] is True
-    assert [o["name"] for o in response.json()["objects"]] == ["one", "two"]
+    assert time.monotonic() - started < 5
+    assert [o["name"] for o in response.json()["objects"]] == ["news"]
+    assert response.headers[PASSED] == echo_added
 
 
-def test_a_held_read_that_saw_only_what_is_not_news_answers_with_it_when_the_time_is_up(node):
+def test_news_behind_more_than_a_page_of_what_is_not_news_is_answered_at_once(node):
+    node.post([_indicator("before")])
+    checkpoint = _last_added(node)
+    _deliver_from_hub(node, [_indicator(name) for name in ("one", "two", "three")])
+    echo_added = _last_added(node)
+    node.post([_indicator("news")])
+    started = time.monotonic()
+    response = node.session("mirror").get(
+        node.objects_url(),
+        params={"added_after": checkpoint, "limit": 2},
+        headers={WAIT: "20", NOT_NEWS: HUB_DELIVERY},
+        timeout=60,
+    )
+    assert time.monotonic() - started < 5
+    assert [o["name"] for o in response.json()["objects"]] == ["news"]
+    assert response.headers[PASSED] == echo_added
+
+
+def test_a_held_read_that_saw_only_what_is_not_news_says_how_far_when_the_time_is_up(node):
     node.post([_indicator("before")])
     checkpoint = _last_added(node)
     _deliver_from_hub(node, [_indicator("from the hub")])
+    echo_added = _last_added(node)
     started = time.monotonic()
     response = node.session("mirror").get(
         node.objects_url(),
@@ -268,5 +297,6 @@ def test_a_held_read_that_saw_only_what_is_not_news_answers_with_it_when_the_tim
         timeout=30,
     )
     assert time.monotonic() - started >= 0.9  # held: nothing in it is news
-    assert [o["name"] for o in response.json()["objects"]] == ["from the hub"]  # so the checkpoint moves
+    assert response.json() == {"more": False}
+    assert response.headers[PASSED] == echo_added  # so the checkpoint moves past the echo unread
     assert response.headers[WAIT] == "1"

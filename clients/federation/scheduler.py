@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -185,6 +185,8 @@ class _Watch:
             with federation.lock:
                 self.holding = False
                 waiting = [task for task in self.tasks if task.waiting_for_news]
+                if answer.passed:
+                    self._skip_what_is_not_news(waiting, after, answer.passed)
             if answer.news:
                 for task in waiting:
                     federation.wake(task)
@@ -192,6 +194,19 @@ class _Watch:
                 # The source answered at once (its held reads are all taken, or it does not hold reads):
                 # ask again after a poll interval rather than at once.
                 federation.sleep(federation.config.poll_interval)
+
+    def _skip_what_is_not_news(self, waiting: list[_Task], after: str | None, passed: str) -> None:
+        """The source looked from `after` to `passed` and found only what is not news to these links (their
+        echoes, which they would read and drop): their checkpoints move there without reading it. A link
+        whose checkpoint is behind `after` was not looked for, and keeps it."""
+        for task in waiting:
+            checkpoint = task.checkpoint
+            if after is not None and (checkpoint is None or parse_micros(checkpoint) < parse_micros(after)):
+                continue
+            if checkpoint is not None and parse_micros(checkpoint) >= parse_micros(passed):
+                continue
+            self.federation.state.advance(task.link.name, passed, 0, 0, Counter(), True)
+            task.checkpoint = passed
 
     def _ready(self) -> bool:
         return self.source.name not in self.federation.down and any(

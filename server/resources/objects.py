@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.filters import MATCH_FIELDS, parse_query
-from taxii_federation.server.held_reads import NOT_NEWS_HEADER, WAIT_HEADER, NotNews
+from taxii_federation.server.held_reads import NOT_NEWS_HEADER, PASSED_HEADER, WAIT_HEADER, NotNews
 from taxii_federation.server.ingest import (
     LINK_PROPERTY,
     PROVENANCE_PROPERTY,
@@ -20,6 +20,7 @@ from taxii_federation.server.observability.audit import note_delete, note_ingest
 from taxii_federation.server.resources.paging import date_added_headers, page_fields, read_page
 from taxii_federation.server.resources.status import status_body
 from taxii_federation.server.storage.base import VERSION_ALL, ObjectQuery, Page
+from taxii_federation.server.timestamps import format_micros
 
 blueprint = Blueprint("objects", __name__)
 
@@ -66,8 +67,11 @@ def get_objects(api_root: str, collection_id: str):
     not_news = NotNews.parse(request.headers.get(NOT_NEWS_HEADER)) if wait is not None else None
     if wait is None or not_news.has_news(page):
         return envelope_response(query, page, "objects")
-    page, granted = node.held_reads.hold(query, generation, wait, node.storage.query, not_news, page)
-    return envelope_response(query, page, "objects", {WAIT_HEADER: f"{granted:g}"})
+    held = node.held_reads.hold(query, generation, wait, node.storage.query, not_news, page)
+    headers = {WAIT_HEADER: f"{held.granted:g}"}
+    if held.passed is not None:
+        headers[PASSED_HEADER] = format_micros(held.passed)
+    return envelope_response(query, held.page, "objects", headers)
 
 
 @blueprint.post("/<api_root>/collections/<collection_id>/objects/")
