@@ -6,11 +6,11 @@ Several readers may share one RemoteCollection (the links from a hub collection 
 same page asked for at the same time is read, parsed and serialised once for all of them.
 """
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import msgspec
 import requests
 from taxii2client.common import _HTTPConnection
 from taxii2client.exceptions import TAXIIServiceException
@@ -27,6 +27,7 @@ WAIT_HEADER = "X-TAXII-Fed-Wait"  # a held read: wait at the source until a comm
 NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"  # nodes and links whose versions do not end a held read
 PASSED_HEADER = "X-TAXII-Fed-Passed"  # how far the source looked past what was not news
 NEWS_PAGE = 100  # how many versions a held read looks at for news
+_ENVELOPE_JSON = msgspec.json.Encoder()  # compact, integers exact, a tenth of json.dumps's time
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,25 @@ class SourcePage:
     date_added_last: str | None
     more: bool
     next: str | None = None  # the source's token for the page after this one, if it gives one
-    _encoded: list[bytes] | None = field(default=None, repr=False, compare=False)
-    _encoding: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _derived: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
+    _deriving: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def derived(self, name: str, make: Callable[[list[dict]], list]) -> list:
+        """What `make` makes of the objects (one item per object), made once for every reader of the page;
+        as read-only as the page."""
+        with self._deriving:
+            if name not in self._derived:
+                self._derived[name] = make(self.objects)
+            return self._derived[name]
 
     def encoded(self) -> list[bytes]:
         """Each object as JSON, serialised once for every destination the page is posted to."""
-        with self._encoding:
-            if self._encoded is None:
-                self._encoded = [encode_object(obj) for obj in self.objects]
-            return self._encoded
+        return self.derived("encoded", lambda objects: [encode_object(obj) for obj in objects])
 
 
 def encode_object(obj: dict) -> bytes:
     """An object as it goes into an envelope."""
-    return json.dumps(obj, ensure_ascii=False).encode()
+    return _ENVELOPE_JSON.encode(obj)
 
 
 @dataclass

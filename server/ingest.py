@@ -43,7 +43,8 @@ def wants_provenance() -> bool:
     return is_federation_caller() and request.headers.get(PROVENANCE_HEADER) == "include"
 
 
-def read_envelope(max_content_length: int) -> list:
+def read_envelope(max_content_length: int) -> tuple[list, bool]:
+    """The envelope's objects, and whether its text was clean (json_input.loads_screened)."""
     if not is_taxii_content(request.headers.get("Content-Type")):
         raise TaxiiError(
             415,
@@ -53,7 +54,7 @@ def read_envelope(max_content_length: int) -> list:
         )
     body = _read_body(max_content_length)
     try:
-        envelope = json_input.loads(body)
+        envelope, clean_text = json_input.loads_screened(body)
     except json_input.JsonInputError as error:
         raise TaxiiError(400, "Bad Request", f"the body cannot be read: {error}") from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("objects"), list):
@@ -62,7 +63,7 @@ def read_envelope(max_content_length: int) -> list:
             "Unprocessable Entity",
             "the body must be a TAXII envelope: a JSON object with an 'objects' list",
         )
-    return envelope["objects"]
+    return envelope["objects"], clean_text
 
 
 def _read_body(max_content_length: int) -> bytes:
@@ -144,7 +145,7 @@ def _status_builder(context: CollectionContext, total: int, refusals: list[Refus
 
 def ingest_envelope(context: CollectionContext) -> StatusRecord:
     """Validate, then write the valid objects and the envelope's status in one commit."""
-    objects = read_envelope(context.api_root.max_content_length)
+    objects, clean_text = read_envelope(context.api_root.max_content_length)
     node = current_node()
     allow_custom = context.collection.allow_custom
     # Trusted only from a federation account, and only where this collection is no stricter than any other.
@@ -157,6 +158,7 @@ def ingest_envelope(context: CollectionContext) -> StatusRecord:
         validated_upstream,
         node.config.max_validation_seconds,
         context.collection.stix_versions,
+        clean_text,
     )
     valid = [verdict for verdict in verdicts if isinstance(verdict, NewObject)]
     refusals = [verdict for verdict in verdicts if isinstance(verdict, Refusal)]

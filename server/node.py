@@ -5,7 +5,6 @@ a collection the caller has no grant on does not exist for them (404); a visible
 lacks the needed access answers 403.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from taxii_federation.server.cert_auth import CertificateIdentities
 from taxii_federation.server.config import ApiRootConfig, CollectionConfig, NodeConfig, UserConfig
 from taxii_federation.server.errors import TaxiiError
 from taxii_federation.server.held_reads import HeldReads
+from taxii_federation.server.json_output import json_bytes
 from taxii_federation.server.media import TAXII_MEDIA_TYPE
 from taxii_federation.server.storage.base import Storage
 from taxii_federation.server.validation import EnvelopeValidator
@@ -103,7 +103,7 @@ def find_collection(api_root: str, collection_id: str, need: str | None = None) 
 
 
 def taxii_response(body: dict | str, status: int = 200, headers: dict | None = None) -> Response:
-    text = body if isinstance(body, str) else json.dumps(body)
+    text = body if isinstance(body, str) else json_bytes(body)
     response = Response(text, status=status, mimetype=TAXII_MEDIA_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value

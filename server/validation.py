@@ -4,7 +4,6 @@ Every object is checked on its own with the `stix2` library, so one bad object n
 neighbours, and each refusal carries a message a CERT analyst can act on.
 """
 
-import json
 import logging
 import multiprocessing
 import os
@@ -20,6 +19,7 @@ import stix2.exceptions
 
 from taxii_federation.server import stix_patterns
 from taxii_federation.server.json_input import problem_in
+from taxii_federation.server.json_output import ENCODE_ERRORS, json_text
 from taxii_federation.server.storage.base import NewObject
 from taxii_federation.server.timestamps import TimestampError, parse_micros
 
@@ -83,6 +83,15 @@ def _shown(value: object) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
+# The common properties that are lists: what each item must be, and how a refusal names it.
+_LIST_PROPERTIES = {
+    "object_marking_refs": (_is_identifier, "marking-definition identifiers"),
+    "granular_markings": (_granular_marking_ok, "granular markings (selectors and a marking_ref)"),
+    "labels": (lambda item: isinstance(item, str), "strings"),
+    "external_references": (lambda item: isinstance(item, dict), "external references (objects)"),
+}
+
+
 def _common_property_problem(obj: dict) -> str | None:
     """STIX 2.1 §3.2's common properties, checked for every object: stix2 checks them only for the types it
     knows, and hands custom objects (x-mitre-*, any `x-` type) through as they came."""
@@ -91,7 +100,7 @@ def _common_property_problem(obj: dict) -> str | None:
         # would not be the object that was checked; STIX has no null, and empty lists are prohibited.
         if value is None:
             return f"'{name}' is null; STIX has no null values: leave the property out"
-        if value == []:
+        if type(value) is list and not value:
             return f"'{name}' is an empty list; STIX 2.1 prohibits empty lists: leave the property out"
     object_type = obj.get("type")
     if not isinstance(object_type, str) or not _STIX_TYPE.match(object_type):
@@ -104,13 +113,7 @@ def _common_property_problem(obj: dict) -> str | None:
                 parse_micros(obj[name])
             except TimestampError as error:
                 return f"'{name}': {error}"
-    checks = {
-        "object_marking_refs": (_is_identifier, "marking-definition identifiers"),
-        "granular_markings": (_granular_marking_ok, "granular markings (selectors and a marking_ref)"),
-        "labels": (lambda item: isinstance(item, str), "strings"),
-        "external_references": (lambda item: isinstance(item, dict), "external references (objects)"),
-    }
-    for name, (item_ok, expected) in checks.items():
+    for name, (item_ok, expected) in _LIST_PROPERTIES.items():
         if name in obj and (problem := _list_problem(obj, name, item_ok, expected)):
             return problem
     if "created_by_ref" in obj and not _is_identifier(obj["created_by_ref"]):
@@ -127,10 +130,12 @@ def _version_text(obj: dict) -> str | None:
     return stamp if isinstance(stamp, str) and len(stamp) <= 40 and stamp.isascii() else None
 
 
-def screen_object(obj: object, position: int, stix_versions: tuple[str, ...] = ("2.1",)) -> Refusal | None:
+def screen_object(
+    obj: object, position: int, stix_versions: tuple[str, ...] = ("2.1",), clean_text: bool = False
+) -> Refusal | None:
     """The cheap checks every object passes before stix2 sees it (or is pickled for a validation worker):
-    a JSON object with a valid id, storable JSON (server.json_input), a STIX version the collection stores,
-    valid common properties."""
+    a JSON object with a valid id, storable JSON (server.json_input; of which only the nesting is left when
+    the envelope's text was clean), a STIX version the collection stores, valid common properties."""
     if not isinstance(obj, dict):
         return Refusal(None, None, f"object #{position} is not a JSON object")
     object_id = obj.get("id")
@@ -140,7 +145,11 @@ def screen_object(obj: object, position: int, stix_versions: tuple[str, ...] = (
             _version_text(obj),
             f"object #{position} has no valid 'id' (expected '<type>--<UUID>'), got {_shown(object_id)}",
         )
-    problem = problem_in(obj) or _spec_version_problem(obj, stix_versions) or _common_property_problem(obj)
+    problem = (
+        problem_in(obj, scalars=not clean_text)
+        or _spec_version_problem(obj, stix_versions)
+        or _common_property_problem(obj)
+    )
     return Refusal(object_id, _version_text(obj), f"{object_id}: {problem}") if problem else None
 
 
@@ -181,8 +190,8 @@ def check_object(obj: dict, allow_custom: bool, validated_upstream: bool = False
             return Refusal(obj["id"], _version_text(obj), message)
     try:
         version = version_of(obj)
-        body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TimestampError, ValueError, RecursionError) as error:
+        body = json_text(obj)
+    except (TimestampError, RecursionError, *ENCODE_ERRORS) as error:
         return Refusal(obj["id"], _version_text(obj), f"{obj['id']}: {_describe(error)}")
     stamp = obj.get("modified") or obj.get("created")
     return NewObject(
@@ -255,11 +264,15 @@ class EnvelopeValidator:
         validated_upstream: bool = False,
         seconds: float = 60,
         stix_versions: tuple[str, ...] = ("2.1",),
+        clean_text: bool = False,
     ) -> list[NewObject | Refusal]:
         """One verdict per object, in order. Checking stops after `seconds` (CLOCK_MONOTONIC is shared by the
-        worker processes), so no envelope buys more CPU than that."""
+        worker processes), so no envelope buys more CPU than that. `clean_text`: the objects come from a text
+        that json_input.loads_screened found clean."""
         deadline = time.monotonic() + seconds
-        verdicts: list = [screen_object(obj, position, stix_versions) for position, obj in enumerate(objects)]
+        verdicts: list = [
+            screen_object(obj, position, stix_versions, clean_text) for position, obj in enumerate(objects)
+        ]
         to_check = [position for position, verdict in enumerate(verdicts) if verdict is None]
         checked = self._check([objects[p] for p in to_check], allow_custom, validated_upstream, deadline)
         for position, verdict in zip(to_check, checked, strict=True):

@@ -10,6 +10,8 @@ import uuid
 import pytest
 import requests
 
+from taxii_federation.server import json_input, validation
+from taxii_federation.server.storage.base import NewObject
 from tests.conftest import COLLECTION_ID, PASSWORDS, TAXII, load_bundle
 
 INDICATOR = next(o for o in load_bundle("oasis-examples/apt1.json") if o["type"] == "indicator")
@@ -188,6 +190,68 @@ def test_numbers_outside_json_fail_their_object_and_answers_stay_strict_json(nod
     failure = _post_with_neighbour(node, text)
     assert "not a JSON number" in failure["message"]
     _stored_ids(node)  # parses every stored object strictly
+
+
+def test_integers_beyond_64_bits_are_stored_and_served_exactly(node):
+    """RFC 8259 §6 sets no size on an integer: each is kept as written, whether the envelope is read by the
+    fast reader (a clean text) or by the strict one (another object in it holds a lone surrogate)."""
+    counts = [2**64, -(2**63) - 1, 10**300 + 7]
+    clean, mixed = _new(MALWARE, x_counts=counts), _new(MALWARE, x_counts=counts)
+    assert _post_body(node, json.dumps({"objects": [clean]})).json()["success_count"] == 1
+    body = (
+        '{"objects": ['
+        + json.dumps(mixed)
+        + ","
+        + json.dumps(_new(INDICATOR))[:-1]
+        + ', "name": "\\udc00"}]}'
+    )
+    assert _post_body(node, body).json()["success_count"] == 1
+    for obj in (clean, mixed):
+        served = node.session("soc").get(node.objects_url() + obj["id"] + "/").json()["objects"][0]
+        assert served["x_counts"] == counts
+
+
+def test_a_body_with_a_byte_order_mark_is_read_as_utf8(node):
+    """RFC 8259 §8.1: a reader may ignore a leading byte order mark; some Windows tools write one."""
+    obj = _new(INDICATOR, name="Індикатор \U0001f600")
+    response = _post_body(node, b"\xef\xbb\xbf" + json.dumps({"objects": [obj]}, ensure_ascii=False).encode())
+    assert response.status_code == 202 and response.json()["success_count"] == 1, response.text[:300]
+    served = node.session("soc").get(node.objects_url() + obj["id"] + "/").json()["objects"][0]
+    assert served["name"] == obj["name"]
+
+
+_TRICKY_VALUES = [
+    '"\\ud83d\\ude00 and \\u00e9"',  # a surrogate pair written as escapes is one character
+    '"\u00e9\u4e2d \\"quoted\\" \\\\ud800 \\u0000"',  # raw UTF-8, escapes, an escaped backslash
+    "[0.1, 1e-7, -0.0, 1.7976931348623157e308, 5e-324, 123456789012345678901234567890]",
+    "1e400",
+    "NaN",
+    '"\\ud800"',
+    '{"k\\udfff": 1}',
+    "[" * 70 + "]" * 70,
+    '{"created": "2016-02-30T00:00:00Z"}',
+]
+
+
+@pytest.mark.parametrize("value", _TRICKY_VALUES)
+def test_the_fast_and_the_strict_reader_judge_and_store_an_envelope_alike(value):
+    """What is stored, and why an object is refused, does not depend on which reader took the envelope: the
+    fast one (bytes: msgspec, then only the nesting checked) or the strict one (the json module, every
+    string and number checked)."""
+    good = json.dumps(_new(MALWARE))
+    text = '{"objects": [' + good + "," + good[:-1] + f', "x_value": {value}' + "}]}"
+
+    def verdicts(body):
+        objects, clean = json_input.loads_screened(body)
+        return [
+            validation.screen_object(obj, n, clean_text=clean) or validation.check_object(obj, True)
+            for n, obj in enumerate(objects["objects"])
+        ]
+
+    fast = verdicts(text.encode("utf-8", "surrogatepass"))
+    strict = verdicts(text)  # text is read by the json module, and non-ASCII text is never taken as clean
+    assert fast == strict
+    assert isinstance(fast[0], NewObject)
 
 
 # -- type and id prefix disagree -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ DEMO_PORTS = (6100, 6101, 6102, 6103)
 EXPECTED_OUTPUT = {
     "print(requests.post(": "complete",
     "taxii-fed discover": "alliance-indicators",
-    "--data @poisonivy-envelope.json": '"status": "complete"',
+    "--data @poisonivy-envelope.json": '"status":"complete"',
     "-nameopt RFC2253": "subject=CN=mirror,OU=ua,O=taxii-federation demo alliance",
 }
 

@@ -6,7 +6,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from taxii_federation.clients.federation.config import Agreement, Member
-from taxii_federation.clients.federation.policy import TLP_MARKINGS, decide, marking_refs
+from taxii_federation.clients.federation.policy import (
+    TLP_MARKINGS,
+    decide,
+    decide_by_tlp,
+    marking_refs,
+    tlp_of,
+)
 from taxii_federation.clients.federation.state import FederationState
 from taxii_federation.clients.taxii import RemoteCollection, SourcePage, encode_object
 
@@ -99,13 +105,14 @@ class Mirror:
         run = LinkRun(seen=len(page.objects))
         by_origin: dict[str, list[int]] = defaultdict(list)  # positions in the page
         destination = self.link.destination.name
+        tlps = page.derived("tlp", _tlps)
         entries = zip(page.objects, page.origins, page.links, strict=True)
         for position, (obj, origin, via) in enumerate(entries):
             origin = origin or self.link.source.name
             if destination in (origin, link_source(via)):
                 run.echoes += 1  # it came from there: hub-and-spoke mirroring must not loop
                 continue
-            verdict = decide(obj, self.link.agreement)
+            verdict = decide_by_tlp(tlps[position], obj.get("type"), self.link.agreement)
             if verdict.send:
                 by_origin[origin].append(position)
             else:
@@ -113,7 +120,8 @@ class Mirror:
         encoded = page.encoded() if by_origin else []
         for origin, positions in by_origin.items():
             objects = [page.objects[p] for p in positions]
-            definitions = self._missing_markings(objects)
+            refs = page.derived("marking_refs", _marking_refs)
+            definitions = self._missing_markings(objects, [refs[p] for p in positions])
             result = self.destination.post(
                 definitions + objects,
                 origin,
@@ -128,10 +136,18 @@ class Mirror:
                 run.held[f"{REASON_REFUSED}: {str(failure.get('message', ''))[:120]}"] += 1
         return run
 
-    def _missing_markings(self, objects: list[dict]) -> list[dict]:
-        """Marking definitions travel with the objects that reference them, ahead of them."""
+    def _missing_markings(self, objects: list[dict], refs: list[set[str]]) -> list[dict]:
+        """Marking definitions travel with the objects that reference them (`refs`: theirs), ahead of them."""
         present = {obj["id"] for obj in objects if obj.get("type") == "marking-definition"}
-        wanted = set().union(*(marking_refs(obj) for obj in objects)) - present
+        wanted = set().union(*refs) - present
         wanted -= _BUILT_IN_MARKINGS | self._markings_delivered
         definitions = [self.source.get_object(marking_id) for marking_id in sorted(wanted)]
         return [d for d in definitions if d is not None and decide(d, self.link.agreement).send]
+
+
+def _tlps(objects: list[dict]) -> list[str | None]:
+    return [tlp_of(obj) for obj in objects]
+
+
+def _marking_refs(objects: list[dict]) -> list[set[str]]:
+    return [marking_refs(obj) for obj in objects]

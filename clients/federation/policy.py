@@ -49,16 +49,26 @@ def tlp_of(obj: dict) -> str | None:
 
 
 def decide(obj: dict, agreement: Agreement) -> Verdict:
-    tlp = tlp_of(obj)
+    return decide_by_tlp(tlp_of(obj), obj.get("type"), agreement)
+
+
+def decide_by_tlp(tlp: str | None, object_type: str | None, agreement: Agreement) -> Verdict:
+    """`decide` for an object whose TLP (`tlp_of`) is known: the links that read one page share it."""
     if tlp == "red":
-        return Verdict(False, REASON_RED)
+        return _HELD_RED
     if tlp == "amber+strict":
-        return Verdict(False, REASON_AMBER_STRICT)
+        return _HELD_AMBER_STRICT
     if tlp is None:
         # A marking definition is vocabulary, not intelligence: it travels with what references it.
-        if obj.get("type") == "marking-definition" or agreement.unmarked == "share":
-            return Verdict(True)
-        return Verdict(False, REASON_UNMARKED)
+        if object_type == "marking-definition" or agreement.unmarked == "share":
+            return _SEND
+        return _HELD_UNMARKED
     if TLP_LEVELS[tlp] > agreement.max_level:
         return Verdict(False, f"tlp:{tlp} is above the agreement's max_tlp {agreement.max_tlp}")
-    return Verdict(True)
+    return _SEND
+
+
+_SEND = Verdict(True)
+_HELD_RED = Verdict(False, REASON_RED)
+_HELD_AMBER_STRICT = Verdict(False, REASON_AMBER_STRICT)
+_HELD_UNMARKED = Verdict(False, REASON_UNMARKED)

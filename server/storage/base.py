@@ -8,14 +8,17 @@ commit), `query` (objects, object, manifest and versions GETs), `delete_object` 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from taxii_federation.server.timestamps import format_micros
 
 VERSION_ALL, VERSION_FIRST, VERSION_LAST = "all", "first", "last"
 
+# The records made once per object of every envelope and every page (NewObject, PlannedVersion, WriteOutcome,
+# StoredVersion) are named tuples: as immutable as frozen dataclasses, made in a quarter of their time.
 
-@dataclass(frozen=True)
-class NewObject:
+
+class NewObject(NamedTuple):
     """A validated STIX object about to be stored; `version` is None when it has no modified/created."""
 
     id: str
@@ -36,8 +39,7 @@ class Provenance:
     link: str | None = None
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(NamedTuple):
     id: str
     type: str
     spec_version: str
@@ -53,8 +55,7 @@ class StoredVersion:
         return self.version_text or format_micros(self.version)
 
 
-@dataclass(frozen=True)
-class WriteOutcome:
+class WriteOutcome(NamedTuple):
     id: str
     version: int
     stored: bool  # False: this exact version was already present, nothing was written
@@ -143,8 +144,7 @@ class CollectionSize:
     objects: int  # distinct objects (their latest versions)
 
 
-@dataclass(frozen=True)
-class PlannedVersion:
+class PlannedVersion(NamedTuple):
     """A version to insert, with its date_added and whether it alone is both first and last of its id."""
 
     object: NewObject

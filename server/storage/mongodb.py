@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from taxii_federation.server.json_output import json_text
 from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
@@ -337,7 +338,7 @@ class MongoStorage(Storage):
             "collection_id": status.collection_id,
             "total_count": status.total_count,
             "owner": status.owner,
-            "body": json.dumps(
+            "body": json_text(
                 {"successes": status.successes, "failures": status.failures, "pendings": status.pendings}
             ),
         }

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from taxii_federation.server.json_output import json_text
 from taxii_federation.server.storage.base import (
     VERSION_ALL,
     VERSION_FIRST,
@@ -296,7 +297,7 @@ class SqliteStorage(Storage):
     def _save_status_in_transaction(
         connection: sqlite3.Connection, status: StatusRecord, retention_micros: int
     ) -> None:
-        body = json.dumps(
+        body = json_text(
             {
                 "api_root": status.api_root,
                 "collection_id": status.collection_id,
