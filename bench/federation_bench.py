@@ -444,10 +444,19 @@ def run(alliance: Alliance, topology: str, code_label: str, code: Path | None, f
                 observer, processes, alliance, f"{seed}-return", options.down
             )
         figures.load_after = os.getloadavg()[0]
+    except Exception:
+        _print_log_tails(folder)  # the folder is deleted with the run: say what the processes said first
+        raise
     finally:
         processes.stop()
     print(_row(figures), flush=True)
     return figures
+
+
+def _print_log_tails(folder: Path, lines: int = 40) -> None:
+    for log in sorted(folder.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- last {len(tail)} lines of {log.name} ---", *tail, sep="\n", file=sys.stderr, flush=True)
 
 
 def _publish_warm_up(observer: Observer, member: str, seed: str, count: int) -> str:
@@ -547,8 +556,9 @@ def main() -> None:
         " started again: seconds from its start until its first and its last mirrored object. Load: the"
         " 1-minute load average before and after each run (other work shares the machine)."
         + (
-            f" `{options.baseline}` is the code of that git ref, run the same way in the same run: its links"
-            " poll every second (`poll_interval_seconds: 1`, as in the shipped demo)."
+            f" `{options.baseline}` is the code of that git ref, run the same way in the same run (the"
+            " federation files set `poll_interval_seconds: 1`, as in the shipped demo: the interval of links"
+            " that read from a server that does not hold reads)."
             if options.baseline
             else ""
         )
