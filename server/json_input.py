@@ -36,17 +36,12 @@ _MSGSPEC_JSON = msgspec.json.Decoder()
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def loads(body: bytes | str):
+def loads_screened(body: bytes | str) -> tuple[object, bool]:
     """Parse JSON text; numbers outside JSON become `NotJsonNumber` markers for `problem_in` to report.
     Bytes must be UTF-8 (RFC 8259 §8.1; json.loads alone would also guess UTF-16 and UTF-32); a leading
-    byte order mark is ignored."""
-    return loads_screened(body)[0]
-
-
-def loads_screened(body: bytes | str) -> tuple[object, bool]:
-    """`loads`, and whether the text was clean: it held no number outside JSON and no string that may hold a
-    lone surrogate, so of what `problem_in` looks for only the nesting is left to check
-    (`problem_in(value, scalars=False)`), which spares a look at every string of every object.
+    byte order mark is ignored. Also says whether the text was clean: it held no number outside JSON and no
+    string that may hold a lone surrogate, so of what `problem_in` looks for only the nesting is left to
+    check (`problem_in(value, scalars=False)`), which spares a look at every string of every object.
 
     msgspec reads most envelopes: it refuses what RFC 8259 does not allow (NaN, numbers no double holds, lone
     surrogates, invalid UTF-8, a byte order mark) and keeps integers exact, in half the json module's
