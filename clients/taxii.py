@@ -6,6 +6,7 @@ Several readers may share one RemoteCollection (the links from a hub collection 
 same page asked for at the same time is read, parsed and serialised once for all of them.
 """
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ WAIT_HEADER = "X-TAXII-Fed-Wait"  # a held read: wait at the source until a comm
 NOT_NEWS_HEADER = "X-TAXII-Fed-Not-News"  # nodes and links whose versions do not end a held read
 PASSED_HEADER = "X-TAXII-Fed-Passed"  # how far the source looked past what was not news
 NEWS_PAGE = 100  # how many versions a held read looks at for news
-_ENVELOPE_JSON = msgspec.json.Encoder()  # compact, integers exact, a tenth of json.dumps's time
+_STRICT_JSON_READER = msgspec.json.Decoder()
+_STRICT_JSON_WRITER = msgspec.json.Encoder()  # compact, integers exact, a tenth of json.dumps's time
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class SourcePage:
     date_added_last: str | None
     more: bool
     next: str | None = None  # the source's token for the page after this one, if it gives one
+    strict_json: bool = False  # the page's text was strict JSON (see read_page_body)
     _derived: dict[str, list] = field(default_factory=dict, repr=False, compare=False)
     _deriving: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -106,12 +109,25 @@ class SourcePage:
 
     def encoded(self) -> list[bytes]:
         """Each object as JSON, serialised once for every destination the page is posted to."""
-        return self.derived("encoded", lambda objects: [encode_object(obj) for obj in objects])
+        encode = _STRICT_JSON_WRITER.encode if self.strict_json else encode_object
+        return self.derived("encoded", lambda objects: [encode(obj) for obj in objects])
 
 
 def encode_object(obj: dict) -> bytes:
-    """An object as it goes into an envelope."""
-    return _ENVELOPE_JSON.encode(obj)
+    """An object as it goes into an envelope, any number in it as it came (NaN stays NaN, for the
+    destination to refuse; msgspec would write it as null)."""
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+def read_page_body(content: bytes) -> tuple[dict, bool]:
+    """A page's JSON, and whether it was strict JSON. msgspec reads strict JSON, integers exact; then every
+    number in it is one msgspec writes back unchanged. A lenient server's NaN or 1e400 is refused by msgspec,
+    and that page is read and written by the json module, so such a value reaches the destination as it
+    came."""
+    try:
+        return _STRICT_JSON_READER.decode(content), True
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        return json.loads(content), False
 
 
 @dataclass
@@ -301,7 +317,7 @@ class RemoteCollection:
     def _read_page(self, params: dict) -> SourcePage:
         headers = {"Accept": TAXII, PROVENANCE_HEADER: "include"}
         response = self._request("GET", self.url + "objects/", params=params, headers=headers)
-        body = response.json()
+        body, strict_json = read_page_body(response.content)
         objects = body.get("objects", [])
         origins = body.get(PROVENANCE_PROPERTY) or [None] * len(objects)
         links = body.get(LINK_PROPERTY) or [None] * len(objects)
@@ -313,7 +329,7 @@ class RemoteCollection:
                 " nor X-TAXII-Date-Added-Last to continue from",
                 self.member.name,
             )
-        return SourcePage(objects, origins, links, last, more, body.get("next"))
+        return SourcePage(objects, origins, links, last, more, body.get("next"), strict_json)
 
     def wait_for_news(
         self, added_after: str | None, seconds: float, not_news: frozenset[str] = frozenset()

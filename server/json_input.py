@@ -96,6 +96,8 @@ def _scalar_problem(value) -> str | None:
         return _string_problem(value)
     if isinstance(value, NotJsonNumber):
         return f"the number {value.text} is not a JSON number (RFC 8259 §6) or cannot be represented"
+    if isinstance(value, float) and not math.isfinite(value):  # from a reader without markers (publish)
+        return f"the number {value} is not a JSON number (RFC 8259 §6) or cannot be represented"
     return None
 
 

@@ -6,7 +6,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from taxii_federation.clients.taxii import Endpoint, RemoteCollection
+from taxii_federation.clients.taxii import Endpoint, RemoteCollection, SourcePage, read_page_body
 from tests.conftest import PASSWORDS, NodeHandle, load_bundle
 from tests.test_observability import OBJECTS_ROUTE, sample, scrape
 
@@ -98,3 +98,19 @@ def test_a_failed_shared_read_fails_every_link_that_waited_on_it(node):
     with ThreadPoolExecutor(4) as pool:
         outcomes = [future.result(timeout=60) for future in [pool.submit(read) for _ in range(4)]]
     assert outcomes == ["RemoteError"] * 4
+
+
+def test_a_page_is_posted_on_with_every_number_as_the_source_wrote_it():
+    """A page of strict JSON is written back by msgspec (integers exact); a lenient source's NaN or 1e400
+    reaches the destination as NaN and Infinity, for it to refuse, never as null."""
+    strict_body, strict = read_page_body(
+        b'{"objects": [{"id": "x-thing--1", "n": 123456789012345678901234567890}]}'
+    )
+    lenient_body, lenient = read_page_body(b'{"objects": [{"id": "x-thing--2", "a": NaN, "b": 1e400}]}')
+    assert strict and not lenient
+    pages = [
+        SourcePage(body["objects"], [None], [None], None, False, strict_json=flag)
+        for body, flag in ((strict_body, strict), (lenient_body, lenient))
+    ]
+    assert pages[0].encoded() == [b'{"id":"x-thing--1","n":123456789012345678901234567890}']
+    assert pages[1].encoded() == [b'{"id": "x-thing--2", "a": NaN, "b": Infinity}']

@@ -85,6 +85,22 @@ def test_invalid_objects_are_all_reported_before_anything_is_sent(node, tmp_path
     assert len(walk(node.url)) == len(apt1)
 
 
+def test_a_number_outside_json_in_a_bundle_is_refused_before_anything_is_sent(node, tmp_path):
+    """Python's json module reads NaN and 1e400 from a file; publish's local check refuses them, as the node
+    would, rather than send them on as something else."""
+    apt1 = load_bundle("oasis-examples/apt1.json")
+    text = json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": apt1[1:3]})
+    bundle = tmp_path / "numbers.json"
+    bundle.write_text(
+        text.replace('"spec_version": "2.1"', '"x_score": NaN, "x_weight": 1e400, "spec_version": "2.1"')
+    )
+    refused = _run(["publish", str(bundle), "--collection", node.collection_url()])
+    assert refused.returncode == 1
+    assert "2 invalid objects; nothing was sent" in refused.stdout
+    assert refused.stdout.count("is not a JSON number") == 2
+    assert walk(node.url) == []
+
+
 def test_a_publish_killed_half_way_is_finished_by_running_it_again(node_factory, tmp_path):
     node = node_factory(max_content_length=300_000)  # the ICS release needs ~10 envelopes
     process = subprocess.Popen(
